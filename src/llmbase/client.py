@@ -1,0 +1,371 @@
+"""The SDK's clients: `LLMBase` (sync) and `AsyncLLMBase` (async), scoped by tenant and user.
+
+Both run the same plans from `llmbase.stores`; a client is cheap to scope
+(`client.tenant("acme").user("alice")` shares the pool) and resolves slugs and external
+ids on first use, caching the result.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from uuid import UUID
+
+from .config import Settings
+from .db import ADMIN, DEFAULT_TENANT, Database, Scope
+from .stores import conversations, feedback, keys, settings, tenants, users
+from .stores._bind import AsyncStore, Store, aop, op
+from .stores._common import Ctx
+from .stores._plan import Plan, arun, run
+
+__all__ = ["AsyncLLMBase", "LLMBase"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Core:
+    """Database handle + scope references; resolves slugs/external ids once."""
+
+    def __init__(
+        self,
+        db: Database,
+        tenant: UUID | str | None,
+        user: UUID | str | None,
+        *,
+        admin: bool = False,
+        owns_db: bool = False,
+    ) -> None:
+        self.db = db
+        self.tenant_ref = tenant
+        self.user_ref = user
+        self.is_admin = admin
+        self.owns_db = owns_db
+        self._scope: Scope | None = ADMIN if admin else None
+        if not admin and isinstance(tenant, UUID) and (user is None or isinstance(user, UUID)):
+            self._scope = Scope(tenant, user)
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        return self.db.settings
+
+    def scoped(self, tenant: UUID | str | None, user: UUID | str | None, *, admin: bool = False) -> _Core:
+        return _Core(self.db, tenant, user, admin=admin)
+
+    # -- resolution --------------------------------------------------------------------
+    def _tenant_plan(self) -> Plan[UUID]:
+        assert self.tenant_ref is not None
+        return tenants.resolve(Ctx(Scope(), self.settings), self.tenant_ref)
+
+    def _user_plan(self, tid: UUID) -> Plan[UUID]:
+        ref = self.user_ref
+        if isinstance(ref, UUID):
+            return ref
+        assert ref is not None
+        user = yield from users.ensure(Ctx(Scope(tid), self.settings), ref)
+        return user.id
+
+    def scope(self) -> Scope:
+        if self._scope is None:
+            with self._lock:
+                if self._scope is None:
+                    tid = run(self.db, Scope(), self._tenant_plan())
+                    uid = run(self.db, Scope(tid), self._user_plan(tid)) if self.user_ref is not None else None
+                    self._scope = Scope(tid, uid)
+        return self._scope
+
+    async def ascope(self) -> Scope:
+        if self._scope is None:
+            tid = await arun(self.db, Scope(), self._tenant_plan())
+            uid = await arun(self.db, Scope(tid), self._user_plan(tid)) if self.user_ref is not None else None
+            self._scope = Scope(tid, uid)
+        return self._scope
+
+    # -- execution ---------------------------------------------------------------------
+    def run(self, fn: Callable[Concatenate[Ctx, P], Plan[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        scope = self.scope()
+        return run(self.db, scope, fn(Ctx(scope, self.settings), *args, **kwargs))
+
+    async def arun(self, fn: Callable[Concatenate[Ctx, P], Plan[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        scope = await self.ascope()
+        return await arun(self.db, scope, fn(Ctx(scope, self.settings), *args, **kwargs))
+
+
+# -- stores (sync) ----------------------------------------------------------------------
+class Conversations(Store):
+    """Conversations and messages of the current scope."""
+
+    create = op(conversations.create)
+    get = op(conversations.get)
+    list = op(conversations.list_)
+    update = op(conversations.update)
+    rename = op(conversations.rename)
+    archive = op(conversations.archive)
+    unarchive = op(conversations.unarchive)
+    complete = op(conversations.complete)
+    delete = op(conversations.delete)
+    add_message = op(conversations.add_message)
+    history = op(conversations.history)
+    get_message = op(conversations.get_message)
+
+
+class Feedback(Store):
+    """Ratings of messages and their summaries."""
+
+    rate = op(feedback.rate)
+    get = op(feedback.get)
+    remove = op(feedback.remove)
+    summary = op(feedback.summary)
+    conversation_summary = op(feedback.conversation_summary)
+
+
+class Users(Store):
+    """Users of the current tenant and their profiles."""
+
+    create = op(users.create)
+    ensure = op(users.ensure)
+    get = op(users.get)
+    list = op(users.list_)
+    update = op(users.update)
+    delete = op(users.delete)
+    profile = op(users.profile)
+    set_preferences = op(users.set_preferences)
+
+
+class Tenants(Store):
+    """Tenants (operator scope: crosses tenants)."""
+
+    create = op(tenants.create)
+    get = op(tenants.get)
+    list = op(tenants.list_)
+    update = op(tenants.update)
+    delete = op(tenants.delete)
+
+
+class TenantSettingsStore(Store):
+    """The current tenant's typed settings."""
+
+    get = op(settings.get)
+    put = op(settings.put)
+    patch = op(settings.patch)
+
+
+class Keys(Store):
+    """API keys of the current tenant."""
+
+    create = op(keys.create)
+    list = op(keys.list_)
+    revoke = op(keys.revoke)
+    authenticate = op(keys.authenticate)
+
+
+# -- stores (async): the same plans, awaited ----------------------------------------------
+class AsyncConversations(AsyncStore):
+    create = aop(conversations.create)
+    get = aop(conversations.get)
+    list = aop(conversations.list_)
+    update = aop(conversations.update)
+    rename = aop(conversations.rename)
+    archive = aop(conversations.archive)
+    unarchive = aop(conversations.unarchive)
+    complete = aop(conversations.complete)
+    delete = aop(conversations.delete)
+    add_message = aop(conversations.add_message)
+    history = aop(conversations.history)
+    get_message = aop(conversations.get_message)
+
+
+class AsyncFeedback(AsyncStore):
+    rate = aop(feedback.rate)
+    get = aop(feedback.get)
+    remove = aop(feedback.remove)
+    summary = aop(feedback.summary)
+    conversation_summary = aop(feedback.conversation_summary)
+
+
+class AsyncUsers(AsyncStore):
+    create = aop(users.create)
+    ensure = aop(users.ensure)
+    get = aop(users.get)
+    list = aop(users.list_)
+    update = aop(users.update)
+    delete = aop(users.delete)
+    profile = aop(users.profile)
+    set_preferences = aop(users.set_preferences)
+
+
+class AsyncTenants(AsyncStore):
+    create = aop(tenants.create)
+    get = aop(tenants.get)
+    list = aop(tenants.list_)
+    update = aop(tenants.update)
+    delete = aop(tenants.delete)
+
+
+class AsyncTenantSettingsStore(AsyncStore):
+    get = aop(settings.get)
+    put = aop(settings.put)
+    patch = aop(settings.patch)
+
+
+class AsyncKeys(AsyncStore):
+    create = aop(keys.create)
+    list = aop(keys.list_)
+    revoke = aop(keys.revoke)
+    authenticate = aop(keys.authenticate)
+
+
+# -- clients -----------------------------------------------------------------------------
+class _ClientBase:
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    @property
+    def database(self) -> Database:
+        return self._core.db
+
+    @property
+    def url(self) -> str:
+        """The owner's connection URL (for psql and migrations; keep it private)."""
+        return self._core.db.url
+
+    def __repr__(self) -> str:
+        c = self._core
+        who = "admin" if c.is_admin else f"tenant={c.tenant_ref} user={c.user_ref}"
+        return f"<{type(self).__name__} {who}>"
+
+
+class LLMBase(_ClientBase):
+    """Synchronous client. Unscoped, it acts for the default tenant, tenant-wide."""
+
+    def tenant(self, tenant: UUID | str) -> LLMBase:
+        """The same client acting for one tenant (id or slug), tenant-wide."""
+        return LLMBase(self._core.scoped(tenant, None))
+
+    def user(self, user: UUID | str) -> LLMBase:
+        """Acting for one user of this tenant (id, or external id: created on first use)."""
+        return LLMBase(self._core.scoped(self._core.tenant_ref or DEFAULT_TENANT, user))
+
+    def admin(self) -> LLMBase:
+        """Operator scope across tenants (needs the schema owner's connection)."""
+        return LLMBase(self._core.scoped(None, None, admin=True))
+
+    def scope(self) -> Scope:
+        """The resolved tenant and user ids this client acts for."""
+        return self._core.scope()
+
+    @property
+    def conversations(self) -> Conversations:
+        return Conversations(self._core)
+
+    @property
+    def feedback(self) -> Feedback:
+        return Feedback(self._core)
+
+    @property
+    def users(self) -> Users:
+        return Users(self._core)
+
+    @property
+    def settings(self) -> TenantSettingsStore:
+        return TenantSettingsStore(self._core)
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self._core)
+
+    @property
+    def tenants(self) -> Tenants:
+        return Tenants(self._core if self._core.is_admin else self._core.scoped(None, None, admin=True))
+
+    def close(self) -> None:
+        """Close the pool and release the embedded server (when this client opened it)."""
+        if self._core.owns_db:
+            self._core.db.close()
+
+    def __enter__(self) -> LLMBase:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncLLMBase(_ClientBase):
+    """Asynchronous client: the same stores, awaited."""
+
+    def tenant(self, tenant: UUID | str) -> AsyncLLMBase:
+        return AsyncLLMBase(self._core.scoped(tenant, None))
+
+    def user(self, user: UUID | str) -> AsyncLLMBase:
+        return AsyncLLMBase(self._core.scoped(self._core.tenant_ref or DEFAULT_TENANT, user))
+
+    def admin(self) -> AsyncLLMBase:
+        return AsyncLLMBase(self._core.scoped(None, None, admin=True))
+
+    async def scope(self) -> Scope:
+        return await self._core.ascope()
+
+    @property
+    def conversations(self) -> AsyncConversations:
+        return AsyncConversations(self._core)
+
+    @property
+    def feedback(self) -> AsyncFeedback:
+        return AsyncFeedback(self._core)
+
+    @property
+    def users(self) -> AsyncUsers:
+        return AsyncUsers(self._core)
+
+    @property
+    def settings(self) -> AsyncTenantSettingsStore:
+        return AsyncTenantSettingsStore(self._core)
+
+    @property
+    def keys(self) -> AsyncKeys:
+        return AsyncKeys(self._core)
+
+    @property
+    def tenants(self) -> AsyncTenants:
+        return AsyncTenants(self._core if self._core.is_admin else self._core.scoped(None, None, admin=True))
+
+    async def aclose(self) -> None:
+        if self._core.owns_db:
+            await self._core.db.aclose()
+
+    async def __aenter__(self) -> AsyncLLMBase:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _open(url: str | None, data_dir: Any, migrate: bool, overrides: dict[str, Any]) -> _Core:
+    cfg = Settings.from_env(database_url=url, data_dir=data_dir, **overrides)
+    db = Database(cfg)
+    if migrate:
+        db.ensure_schema()
+    return _Core(db, DEFAULT_TENANT, None, owns_db=True)
+
+
+def connect(
+    url: str | None = None, *, data_dir: Any = None, migrate: bool = True, **settings: Any
+) -> LLMBase:
+    """Open llmbase: the embedded server unless `url` or LLMBASE_DATABASE_URL is given.
+
+    `migrate=True` brings the schema to head first (safe when several processes start at
+    once: migrations serialise on an advisory lock).
+    """
+    return LLMBase(_open(url, data_dir, migrate, settings))
+
+
+def connect_async(
+    url: str | None = None, *, data_dir: Any = None, migrate: bool = True, **settings: Any
+) -> AsyncLLMBase:
+    """Like `connect`, returning the async client (the server start and migration run now)."""
+    return AsyncLLMBase(_open(url, data_dir, migrate, settings))
