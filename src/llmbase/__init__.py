@@ -1,9 +1,9 @@
 """llmbase: the PostgreSQL backend every LLM application hand-writes, done once.
 
-    import llmbase
-    db = llmbase.connect()                  # embedded PostgreSQL 18 + pgvector, migrated
-    alice = db.tenant("acme").user("alice")
-    conv = alice.conversations.create(title="Hello")
+import llmbase
+db = llmbase.connect()                  # embedded PostgreSQL 18 + pgvector, migrated
+alice = db.tenant("acme").user("alice")
+conv = alice.conversations.create(title="Hello")
 """
 
 from . import errors

@@ -73,7 +73,9 @@ class _Core:
             with self._lock:
                 if self._scope is None:
                     tid = run(self.db, Scope(), self._tenant_plan())
-                    uid = run(self.db, Scope(tid), self._user_plan(tid)) if self.user_ref is not None else None
+                    uid = (
+                        run(self.db, Scope(tid), self._user_plan(tid)) if self.user_ref is not None else None
+                    )
                     self._scope = Scope(tid, uid)
         return self._scope
 
@@ -289,7 +291,9 @@ class LLMBase(_ClientBase):
     def __enter__(self) -> LLMBase:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 

@@ -176,5 +176,3 @@ class Database:
             await self._apool.close()
             self._apool = None
         self.close()
-
-

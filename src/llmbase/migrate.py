@@ -31,7 +31,10 @@ def sqlalchemy_url(url: str) -> str:
 def _config(url: str | None, buffer: io.StringIO | None = None) -> Config:
     cfg = Config(output_buffer=buffer) if buffer is not None else Config()
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
-    cfg.set_main_option("sqlalchemy.url", (sqlalchemy_url(url) if url else "postgresql+psycopg://").replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url",
+        (sqlalchemy_url(url) if url else "postgresql+psycopg://").replace("%", "%%"),
+    )
     return cfg
 
 
@@ -80,7 +83,8 @@ def current(url: str) -> str | None:
     try:
         with engine.connect() as conn:
             exists = conn.execute(
-                text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{VERSION_SCHEMA}.alembic_version"}
+                text("SELECT to_regclass(:t) IS NOT NULL"),
+                {"t": f"{VERSION_SCHEMA}.alembic_version"},
             ).scalar()
             if not exists:
                 return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, db, migrate, up
+from . import admin, db, migrate, seed, up
 
 app = typer.Typer(
     name="llmbase",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up.up)
+app.command("seed")(seed.seed)
 app.add_typer(db.app, name="db")
 app.add_typer(migrate.app, name="migrate")
 admin.register(app)

@@ -14,7 +14,7 @@ from ..client import LLMBase
 from ..client import _Core as Core
 from ..db import DEFAULT_TENANT
 from ..stores.keys import SCOPES
-from ._common import DataDirOpt, DatabaseUrlOpt, JsonOpt, console, database, fail, print_json
+from ._common import DatabaseUrlOpt, DataDirOpt, JsonOpt, console, database, fail, print_json
 
 tenants_app = typer.Typer(help="Tenants: create, list, delete.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of a tenant: create, list.", no_args_is_help=True)
@@ -55,7 +55,9 @@ def tenants_create(
 
 
 @tenants_app.command("list")
-def tenants_list(as_json: JsonOpt = False, database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None) -> None:
+def tenants_list(
+    as_json: JsonOpt = False, database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None
+) -> None:
     """List tenants."""
     with database(database_url, data_dir) as db:
         items = list(_client(db).tenants.list(limit=1000))
@@ -91,7 +93,9 @@ def users_create(
     external_id: Annotated[str, typer.Argument(help="The app's own id for the user.")],
     tenant: TenantOpt = "default",
     email: Annotated[str | None, typer.Option(help="Email address.")] = None,
-    auth_id: Annotated[str | None, typer.Option(help="Identity provider subject (Supabase auth.uid()).")] = None,
+    auth_id: Annotated[
+        str | None, typer.Option(help="Identity provider subject (Supabase auth.uid()).")
+    ] = None,
     as_json: JsonOpt = False,
     database_url: DatabaseUrlOpt = None,
     data_dir: DataDirOpt = None,
@@ -104,7 +108,10 @@ def users_create(
 
 @users_app.command("list")
 def users_list(
-    tenant: TenantOpt = "default", as_json: JsonOpt = False, database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None
+    tenant: TenantOpt = "default",
+    as_json: JsonOpt = False,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """List the users of a tenant."""
     with database(database_url, data_dir) as db:
@@ -122,7 +129,9 @@ def users_list(
 def keys_create(
     name: Annotated[str, typer.Argument(help="What the key is for.")],
     tenant: TenantOpt = "default",
-    scope: Annotated[list[str] | None, typer.Option("--scope", help=f"One of {', '.join(SCOPES)}; repeatable.")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help=f"One of {', '.join(SCOPES)}; repeatable.")
+    ] = None,
     as_json: JsonOpt = False,
     database_url: DatabaseUrlOpt = None,
     data_dir: DataDirOpt = None,
@@ -155,7 +164,10 @@ def keys_list(
         table = Table("id", "name", "prefix", "scopes", "last used", "revoked")
         for k in items:
             table.add_row(
-                str(k.id), k.name, k.prefix + "...", ",".join(k.scopes),
+                str(k.id),
+                k.name,
+                k.prefix + "...",
+                ",".join(k.scopes),
                 f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "",
                 f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
             )
@@ -176,7 +188,9 @@ def keys_revoke(
 
 
 @settings_app.command("show")
-def settings_show(tenant: TenantOpt = "default", database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None) -> None:
+def settings_show(
+    tenant: TenantOpt = "default", database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None
+) -> None:
     """Print a tenant's settings as JSON."""
     with database(database_url, data_dir) as db:
         rec = _client(db, tenant).settings.get()
@@ -185,7 +199,10 @@ def settings_show(tenant: TenantOpt = "default", database_url: DatabaseUrlOpt = 
 
 @settings_app.command("set")
 def settings_set(
-    file: Annotated[Path, typer.Argument(help="JSON file with the settings document.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(help="JSON file with the settings document.", exists=True, dir_okay=False),
+    ],
     tenant: TenantOpt = "default",
     database_url: DatabaseUrlOpt = None,
     data_dir: DataDirOpt = None,

@@ -8,7 +8,7 @@ import shutil
 import typer
 
 from ..embedded import EmbeddedServer
-from ._common import DataDirOpt, DatabaseUrlOpt, console, database, fail, redact_url, settings
+from ._common import DatabaseUrlOpt, DataDirOpt, console, database, fail, redact_url, settings
 
 app = typer.Typer(help="The database: URL, psql, status, stop.", no_args_is_help=True)
 
@@ -47,7 +47,9 @@ def status(database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None) -> 
         kind = "embedded" if db.embedded else "external"
         console.print(f"server     PostgreSQL {version[0] if version else '?'} ({kind})")
         console.print(f"pgvector   {vec[0] if vec else 'not installed'}")
-        console.print(f"schema     {st.current or 'empty'} (head {st.head}){'' if st.up_to_date else '  [yellow]behind[/yellow]'}")
+        console.print(
+            f"schema     {st.current or 'empty'} (head {st.head}){'' if st.up_to_date else '  [yellow]behind[/yellow]'}"
+        )
         console.print(f"url        {redact_url(db.url)}")
 
 

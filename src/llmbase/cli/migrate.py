@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from .. import migrate as m
-from ._common import DataDirOpt, DatabaseUrlOpt, console, database
+from ._common import DatabaseUrlOpt, DataDirOpt, console, database
 
 app = typer.Typer(help="Schema migrations: up, down, status, validate, sql.", no_args_is_help=True)
 
-ToOpt = Annotated[str | None, typer.Option("--to", help="Target revision (default: head for up, base for down).")]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="Target revision (default: head for up, base for down).")
+]
 
 
 @app.command("up")

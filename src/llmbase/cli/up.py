@@ -10,12 +10,16 @@ from typing import Annotated
 import typer
 
 from .. import migrate as m
-from ._common import DataDirOpt, DatabaseUrlOpt, console, database, redact_url
+from ._common import DatabaseUrlOpt, DataDirOpt, console, database, redact_url
 
 
 def up(
-    demo: Annotated[bool, typer.Option("--demo", help="Load demo data on first run (empty database).")] = False,
-    once: Annotated[bool, typer.Option("--once", help="Prepare, print the status and exit instead of waiting.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load demo data on first run (empty database).")
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Prepare, print the status and exit instead of waiting.")
+    ] = False,
     database_url: DatabaseUrlOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -39,13 +43,19 @@ def up(
         console.print(f"[bold green]llmbase is up[/bold green] ({kind} PostgreSQL, ready in {started:.2f}s)")
         console.print(
             f"schema   {m.head()}"
-            + (f" (migrated from {before.current or 'empty'} in {migrated:.2f}s)" if not before.up_to_date else " (up to date)")
+            + (
+                f" (migrated from {before.current or 'empty'} in {migrated:.2f}s)"
+                if not before.up_to_date
+                else " (up to date)"
+            )
         )
         if seeded:
             console.print(f"demo     {seeded}")
         console.print(f"url      {redact_url(url)}")
-        console.print("python   import llmbase; db = llmbase.connect()"
-                      + ("" if db.embedded else "  # with LLMBASE_DATABASE_URL set"))
+        console.print(
+            "python   import llmbase; db = llmbase.connect()"
+            + ("" if db.embedded else "  # with LLMBASE_DATABASE_URL set")
+        )
         if once:
             return
         console.print("Press Ctrl-C to stop.")

@@ -127,5 +127,3 @@ async def arun(db: Database, scope: Scope, plan: Plan[T]) -> T:
                 q = plan.send(result)
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
-
-

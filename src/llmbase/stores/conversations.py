@@ -250,7 +250,11 @@ def complete(
             " total_iterations = coalesce(%s, total_iterations)"
             " WHERE id = %s RETURNING {}"
         ).format(_CONV_COLS),
-        (_nonneg(total_time_ms, "total_time_ms"), _nonneg(total_iterations, "total_iterations"), cid),
+        (
+            _nonneg(total_time_ms, "total_time_ms"),
+            _nonneg(total_iterations, "total_iterations"),
+            cid,
+        ),
         fetch="one",
         row=Conversation,
         not_found=NotFound("conversation", cid),
@@ -297,7 +301,9 @@ def add_message(
             cid,
             role,
             bounded_text(content, field="content", max_chars=ctx.settings.max_content_chars),
-            parse_id(user_id, field="user_id") if user_id else (ctx.scope.user_id if role == "user" else None),
+            parse_id(user_id, field="user_id")
+            if user_id
+            else (ctx.scope.user_id if role == "user" else None),
             _short(model, "model", 200),
             _nonneg(token_count, "token_count"),
             _cost(cost_usd),

@@ -62,13 +62,15 @@ _COLS = sql.SQL(
     "id, tenant_id, message_id, conversation_id, user_id, rating, score, comment, metadata,"
     " created_at, updated_at"
 )
-_RATINGS = {"up": 1, "down": -1, 1: 1, -1: -1, True: 1, False: -1}
+_RATINGS: dict[object, int] = {"up": 1, "down": -1, 1: 1, -1: -1}  # True/False hash as 1/0
 
 
 def _rating(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str | int | bool) and value in _RATINGS:
+    if isinstance(value, bool):
+        return 1 if value else -1
+    if isinstance(value, str | int) and value in _RATINGS:
         return _RATINGS[value]
     raise ValidationError("must be 'up', 'down', 1 or -1", field="rating")
 
@@ -143,7 +145,9 @@ def remove(ctx: Ctx, message_id: UUID | str, *, user_id: UUID | str | None = Non
     mid = parse_id(message_id, field="message_id")
     uid = parse_id(user_id, field="user_id") if user_id else ctx.scope.require_user()
     n = yield Query(
-        "DELETE FROM llmbase.feedback WHERE message_id = %s AND user_id = %s", (mid, uid), fetch="rowcount"
+        "DELETE FROM llmbase.feedback WHERE message_id = %s AND user_id = %s",
+        (mid, uid),
+        fetch="rowcount",
     )
     if n == 0:
         raise NotFound("feedback", mid)

@@ -92,7 +92,15 @@ def create(
             "INSERT INTO llmbase.api_keys (id, user_id, name, prefix, secret_hash, scopes, expires_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {}"
         ).format(_COLS),
-        (kid, uid, bounded_text(name, field="name", max_chars=200), full[:13], _hash(secret), _scopes(scopes), expires_at),
+        (
+            kid,
+            uid,
+            bounded_text(name, field="name", max_chars=200),
+            full[:13],
+            _hash(secret),
+            _scopes(scopes),
+            expires_at,
+        ),
         fetch="one",
         row=ApiKey,
         fk_not_found=NotFound("user", uid),
@@ -103,7 +111,9 @@ def create(
 def list_(ctx: Ctx, *, include_revoked: bool = False) -> Plan[list[ApiKey]]:
     ctx.scope.require_tenant()
     rows: list[ApiKey] = yield Query(
-        sql.SQL("SELECT {} FROM llmbase.api_keys WHERE %s OR revoked_at IS NULL ORDER BY created_at").format(_COLS),
+        sql.SQL("SELECT {} FROM llmbase.api_keys WHERE %s OR revoked_at IS NULL ORDER BY created_at").format(
+            _COLS
+        ),
         (include_revoked,),
         row=ApiKey,
     )

@@ -39,18 +39,26 @@ def get(ctx: Ctx) -> Plan[SettingsRecord]:
     """The tenant's settings (defaults when never set)."""
     tid = ctx.scope.require_tenant()
     row = yield Query(
-        "SELECT settings, version, updated_at FROM llmbase.tenant_settings", fetch="optional", tuples=True
+        "SELECT settings, version, updated_at FROM llmbase.tenant_settings",
+        fetch="optional",
+        tuples=True,
     )
     if row is None:
         return SettingsRecord(tid, TenantSettings(), 0, None)
     return SettingsRecord(tid, validate_settings(row[0]), row[1], row[2])
 
 
-def put(ctx: Ctx, settings: Mapping[str, Any], *, expected_version: int | None = None) -> Plan[SettingsRecord]:
+def put(
+    ctx: Ctx, settings: Mapping[str, Any], *, expected_version: int | None = None
+) -> Plan[SettingsRecord]:
     """Replace the settings document. With `expected_version`, refuse if someone changed it."""
     tid = ctx.scope.require_tenant()
     model = validate_settings(clean_json(dict(settings)) if isinstance(settings, Mapping) else settings)
-    doc = json_object(model.model_dump(exclude_defaults=True), field="settings", max_bytes=ctx.settings.max_metadata_bytes)
+    doc = json_object(
+        model.model_dump(exclude_defaults=True),
+        field="settings",
+        max_bytes=ctx.settings.max_metadata_bytes,
+    )
     row = yield Query(
         "INSERT INTO llmbase.tenant_settings AS s (settings) VALUES (%s::jsonb)"
         " ON CONFLICT (tenant_id) DO UPDATE SET settings = EXCLUDED.settings, version = s.version + 1"

@@ -50,7 +50,9 @@ def create(
     id: UUID | str | None = None,
 ) -> Plan[Tenant]:
     row = yield Query(
-        sql.SQL("INSERT INTO llmbase.tenants (id, slug, name, metadata) VALUES (%s, %s, %s, %s::jsonb) RETURNING {}").format(_COLS),
+        sql.SQL(
+            "INSERT INTO llmbase.tenants (id, slug, name, metadata) VALUES (%s, %s, %s, %s::jsonb) RETURNING {}"
+        ).format(_COLS),
         (
             parse_id(id) if id else uuid7(),
             check_slug(slug),
@@ -72,9 +74,7 @@ def resolve(ctx: Ctx, tenant: UUID | str) -> Plan[UUID]:
         return UUID(tenant)
     except ValueError:
         pass
-    row = yield Query(
-        "SELECT llmbase.tenant_id_by_slug(%s)", (check_slug(tenant),), fetch="one", tuples=True
-    )
+    row = yield Query("SELECT llmbase.tenant_id_by_slug(%s)", (check_slug(tenant),), fetch="one", tuples=True)
     if row[0] is None:
         raise NotFound("tenant", tenant)
     return row[0]  # type: ignore[no-any-return]
@@ -106,7 +106,11 @@ def list_(ctx: Ctx, *, limit: int = 100, after: str | None = None) -> Plan[Page[
 
 
 def update(
-    ctx: Ctx, *, name: str | None = None, metadata: Mapping[str, Any] | None = None, tenant_id: UUID | None = None
+    ctx: Ctx,
+    *,
+    name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    tenant_id: UUID | None = None,
 ) -> Plan[Tenant]:
     tid = tenant_id or ctx.scope.require_tenant()
     row = yield Query(
@@ -116,7 +120,9 @@ def update(
         ).format(_COLS),
         (
             None if name is None else bounded_text(name, field="name", max_chars=200),
-            None if metadata is None else json_object(metadata, field="metadata", max_bytes=ctx.settings.max_metadata_bytes),
+            None
+            if metadata is None
+            else json_object(metadata, field="metadata", max_bytes=ctx.settings.max_metadata_bytes),
             tid,
         ),
         fetch="one",

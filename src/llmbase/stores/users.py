@@ -166,7 +166,9 @@ def list_(ctx: Ctx, *, limit: int = 100, after: str | None = None) -> Plan[Page[
     ctx.scope.require_tenant()
     n = check_limit(limit)
     rows: list[User] = yield Query(
-        sql.SQL("SELECT {} FROM llmbase.users WHERE external_id > %s ORDER BY external_id LIMIT %s").format(_COLS),
+        sql.SQL("SELECT {} FROM llmbase.users WHERE external_id > %s ORDER BY external_id LIMIT %s").format(
+            _COLS
+        ),
         (after or "", n + 1),
         row=User,
     )
@@ -195,7 +197,9 @@ def update(
             _opt(email, "email", 320),
             _opt(display_name, "display_name", 200),
             _opt(auth_id, "auth_id", 256),
-            None if metadata is None else json_object(metadata, field="metadata", max_bytes=ctx.settings.max_metadata_bytes),
+            None
+            if metadata is None
+            else json_object(metadata, field="metadata", max_bytes=ctx.settings.max_metadata_bytes),
             is_active,
             uid,
         ),
@@ -228,17 +232,20 @@ def profile(ctx: Ctx, user_id: UUID | str | None = None) -> Plan[Profile]:
     return row  # type: ignore[no-any-return]
 
 
-def set_preferences(ctx: Ctx, preferences: Mapping[str, Any], user_id: UUID | str | None = None) -> Plan[Profile]:
+def set_preferences(
+    ctx: Ctx, preferences: Mapping[str, Any], user_id: UUID | str | None = None
+) -> Plan[Profile]:
     uid = parse_id(user_id, field="user_id") if user_id else ctx.scope.require_user()
     row = yield Query(
-        sql.SQL("UPDATE llmbase.user_profiles SET preferences = %s::jsonb WHERE user_id = %s RETURNING {}").format(
-            _PROFILE_COLS
+        sql.SQL(
+            "UPDATE llmbase.user_profiles SET preferences = %s::jsonb WHERE user_id = %s RETURNING {}"
+        ).format(_PROFILE_COLS),
+        (
+            json_object(preferences, field="preferences", max_bytes=ctx.settings.max_metadata_bytes),
+            uid,
         ),
-        (json_object(preferences, field="preferences", max_bytes=ctx.settings.max_metadata_bytes), uid),
         fetch="one",
         row=Profile,
         not_found=NotFound("user", uid),
     )
     return row  # type: ignore[no-any-return]
-
-

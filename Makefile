@@ -1,0 +1,42 @@
+# One command runs llmbase, one runs the tests. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-all lint typecheck check bench snapshot clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: start llmbase on the embedded PostgreSQL with demo data (Ctrl-C stops it)
+run: $(STAMP)
+	$(BIN)/llmbase up --demo
+
+## test: lint, type-check and run the default test suite (slow tests excluded)
+test: check
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+## test-all: every test, slow ones included
+test-all: check
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests tools bench
+	$(BIN)/ruff format --check src tests tools bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck
+
+## snapshot: regenerate the schema snapshot and manifest after changing a migration
+snapshot: $(STAMP)
+	$(BIN)/python tools/snapshot.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
