@@ -6,6 +6,8 @@
 - JSON values that are not JSON (sets, bytes, dates, objects) become their `str()`;
   tuples and sets become lists; non-finite floats become the strings "NaN", "Infinity",
   "-Infinity"; non-string keys become `str(key)`.
+- Numbers are stored as jsonb numerics: each comes back as the same number, though an
+  integral float (3.0) may come back as an int (3).
 - Values over the documented size limits raise PayloadTooLarge; nothing is truncated
   silently.
 """

@@ -124,7 +124,7 @@ def create(
         ),
         fetch="one",
         row=Conversation,
-        fk_not_found=NotFound("user", owner),
+        fk_not_found=NotFound("user", owner) if owner else None,
         conflict="a conversation with this id exists",
     )
     return row  # type: ignore[no-any-return]
