@@ -45,7 +45,11 @@ def server_url() -> Iterator[str]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK,))
         # Supabase's PostgREST roles, so the grants for them are exercised.
-        for role, attrs in (("anon", "NOLOGIN"), ("authenticated", "NOLOGIN"), ("service_role", "NOLOGIN BYPASSRLS")):
+        for role, attrs in (
+            ("anon", "NOLOGIN"),
+            ("authenticated", "NOLOGIN"),
+            ("service_role", "NOLOGIN BYPASSRLS"),
+        ):
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
                 conn.execute(f"CREATE ROLE {role} {attrs}")
         conn.execute("SELECT pg_advisory_unlock(%s)", (BUILD_LOCK,))
