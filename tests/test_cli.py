@@ -113,3 +113,14 @@ def test_db_url_prints_the_url(db_url: str) -> None:
 def test_destructive_commands_ask_first(db_url: str, args: list[str]) -> None:
     r = runner.invoke(app, [*args, "--database-url", db_url], input="n\n")
     assert r.exit_code == 1 and "Abort" in r.output
+
+
+def test_cli_reference_is_current() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "tools" / "gen_cli_docs.py"), "--check"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout

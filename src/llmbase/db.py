@@ -21,7 +21,7 @@ from .config import APP_ROLE, Settings
 from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable, MigrationError, TenantMissing
 
-__all__ = ["Database", "Scope"]
+__all__ = ["Database", "Scope", "url_with_database"]
 
 _log = logging.getLogger("llmbase.db")
 
@@ -34,6 +34,13 @@ _SET_APP_SCOPE = (
     " set_config('llmbase.user_id', %s, true), set_config('llmbase.admin', '', true)"
 )
 _SET_ADMIN_SCOPE = "SELECT set_config('llmbase.admin', 'on', true)"
+
+
+def url_with_database(url: str, dbname: str) -> str:
+    """The same server URL pointing at another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path="/" + dbname))
 
 
 @dataclass(frozen=True)
