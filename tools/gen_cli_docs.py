@@ -42,7 +42,7 @@ def _params(cmd: Any) -> list[str]:
             lines.append(f"| `{p.name.upper()}` | argument | {(getattr(p, 'help', '') or '').strip()} |")
         else:
             names = ", ".join(f"`{o}`" for o in p.opts)
-            default = "" if p.default in (None, False) or p.is_flag and not p.default else f" (default: `{p.default}`)"
+            default = "" if p.default in (None, False) or (p.is_flag and not p.default) else f" (default: `{p.default}`)"
             lines.append(f"| {names} | option | {(p.help or '').strip()}{default} |")
     return lines
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from .errors import MigrationError
 __all__ = ["MigrationStatus", "downgrade", "head", "sql_script", "status", "upgrade"]
 
 SCRIPT_LOCATION = Path(__file__).parent / "migrations"
+# Alembic keeps its `context` and `op` proxies in process-wide globals: one command at a time
+# per process. Across processes (two deploys) the advisory lock in env.py serialises them.
+_ALEMBIC = threading.Lock()
 VERSION_SCHEMA = "llmbase"
 
 
@@ -55,14 +59,16 @@ def revisions() -> list[str]:
 
 def upgrade(url: str, to: str = "head") -> None:
     try:
-        command.upgrade(_config(url), to)
+        with _ALEMBIC:
+            command.upgrade(_config(url), to)
     except Exception as exc:
         raise MigrationError(f"migrate up to {to} failed: {exc}") from exc
 
 
 def downgrade(url: str, to: str = "base") -> None:
     try:
-        command.downgrade(_config(url), to)
+        with _ALEMBIC:
+            command.downgrade(_config(url), to)
     except Exception as exc:
         raise MigrationError(f"migrate down to {to} failed: {exc}") from exc
 
@@ -105,5 +111,6 @@ def sql_script(to: str = "head", from_: str | None = None) -> str:
     """The complete up-SQL, for psql or Supabase's SQL editor."""
     buf = io.StringIO()
     rng = f"{from_}:{to}" if from_ else to
-    command.upgrade(_config(None, buf), rng, sql=True)
+    with _ALEMBIC:
+        command.upgrade(_config(None, buf), rng, sql=True)
     return buf.getvalue()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, db, migrate, seed, up
+from . import admin, db, migrate, seed, types, up
 
 app = typer.Typer(
     name="llmbase",
@@ -17,6 +17,7 @@ app.command("up")(up.up)
 app.command("seed")(seed.seed)
 app.add_typer(db.app, name="db")
 app.add_typer(migrate.app, name="migrate")
+app.command("types")(types.types)
 admin.register(app)
 
 

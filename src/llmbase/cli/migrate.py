@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import migrate as m
-from ._common import DatabaseUrlOpt, DataDirOpt, console, database
+from ._common import DatabaseUrlOpt, DataDirOpt, JsonOpt, console, database, print_json
 
 app = typer.Typer(help="Schema migrations: up, down, status, validate, sql.", no_args_is_help=True)
 
@@ -58,6 +58,37 @@ def status(database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None) -> 
         console.print(f"pending  {', '.join(st.pending) if st.pending else 'none'}")
         if not st.up_to_date:
             raise typer.Exit(3)
+
+
+@app.command("validate")
+def validate(
+    json_: JsonOpt = False, database_url: DatabaseUrlOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Check the live schema against the bundled manifest: tables, columns, constraints,
+    indexes, functions, triggers, RLS, role security, revision. Exit 1 on any failure."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..validate import validate as run_validation
+
+    with database(database_url, data_dir) as db:
+        report = run_validation(db.url)
+    if json_:
+        print_json(report.to_dict())
+    else:
+        table = Table("test_category")
+        for column in ("total", "passed", "failed"):
+            table.add_column(column, justify="right")
+        for row in report.categories():
+            style = "red" if row.failed else None
+            table.add_row(row.category, str(row.total), str(row.passed), str(row.failed), style=style)
+        console.print(table)
+        for check in report.failures:
+            console.print(f"[red]✗[/red] {escape(f'{check.category}: {check.name}: {check.detail}')}")
+        if report.ok:
+            console.print("[green]✓ All validation tests passed![/green]")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command("sql")
