@@ -1,7 +1,7 @@
 """Run the benchmarks and write their tables into docs/benchmarks.md.
 
-    python -m bench.run            # all benchmarks
-    python -m bench.run startup    # one of them
+python -m bench.run            # all benchmarks
+python -m bench.run startup    # one of them
 """
 
 from __future__ import annotations

@@ -44,12 +44,12 @@ def run(repeats: int = 5) -> list[dict[str, object]]:
                 conn.execute("CREATE DATABASE m1")
                 conn.execute("CREATE DATABASE m2")
             u1, u2 = url_with_database(url, "m1"), url_with_database(url, "m2")
-            mig.append(_timed(lambda: migrate.upgrade(u1)))
+            mig.append(_timed(lambda u=u1: migrate.upgrade(u)))
             psql_bin = str(s2.bin_dir / "psql")
             psql.append(
                 _timed(
-                    lambda: subprocess.run(
-                        [psql_bin, "-q", "-v", "ON_ERROR_STOP=1", u2],
+                    lambda exe=psql_bin, u=u2: subprocess.run(
+                        [exe, "-q", "-v", "ON_ERROR_STOP=1", u],
                         input=script,
                         text=True,
                         check=True,

@@ -17,9 +17,7 @@ SURROGATE_TEXT = "lone \ud800 surrogate and \udfff another"
 def test_nul_and_lone_surrogates_are_replaced_not_rejected(client: llmbase.LLMBase) -> None:
     u = client.user("nul\x00user")
     assert u.users.get().external_id == "nul\ufffduser"
-    conv = u.conversations.create(
-        title="t\x00", metadata={"k\x00ey": "v\ud83dal", "nested": [{"x": "\x00"}]}
-    )
+    conv = u.conversations.create(title="t\x00", metadata={"k\x00ey": "v\ud83dal", "nested": [{"x": "\x00"}]})
     assert conv.title == "t\ufffd"
     assert conv.metadata == {"k\ufffdey": "v\ufffdal", "nested": [{"x": "\ufffd"}]}
     m1 = u.conversations.add_message(conv.id, role="user", content=NUL_TEXT)
@@ -118,9 +116,7 @@ def test_database_constraints_back_the_sdk_checks(db_url: str, client: llmbase.L
     conv = client.conversations.create()
     with psycopg.connect(db_url) as conn:
         conn.execute("SELECT set_config('role', 'llmbase_app', true)")
-        conn.execute(
-            "SELECT set_config('llmbase.tenant_id', '00000000-0000-0000-0000-000000000001', true)"
-        )
+        conn.execute("SELECT set_config('llmbase.tenant_id', '00000000-0000-0000-0000-000000000001', true)")
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
                 "INSERT INTO llmbase.messages (conversation_id, role, content) VALUES (%s, 'robot', 'x')",

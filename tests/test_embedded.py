@@ -29,7 +29,9 @@ def test_cold_start_tuning_reuse_and_stop(tmp_path: Path) -> None:
     assert url.split("?")[0].endswith("/llmbase")
     assert server.started_in is not None and server.started_in < 30
     with psycopg.connect(url) as conn:
-        settings = dict(conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings").fetchall())
+        settings = dict(
+            conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings").fetchall()
+        )
         assert conn.execute("SHOW max_wal_size").fetchone() == ("8GB",)
         assert conn.execute("SHOW jit").fetchone() == ("off",)
         assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")  # type: ignore[index]
@@ -59,7 +61,9 @@ def test_cold_start_tuning_reuse_and_stop(tmp_path: Path) -> None:
     assert not (data / "postmaster.pid").exists()
 
 
-def test_connect_without_url_uses_embedded_and_migrates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_without_url_uses_embedded_and_migrates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("LLMBASE_DATABASE_URL", raising=False)
     with llmbase.connect(data_dir=tmp_path / "pg") as db:
         conv = db.conversations.create(title="embedded")

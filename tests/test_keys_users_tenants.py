@@ -78,9 +78,7 @@ def test_tenants_admin(client: llmbase.LLMBase) -> None:
     with pytest.raises(NotFound):
         client.tenants.get(t.id)
     with psycopg.connect(client.url) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM llmbase.conversations WHERE id = %s", (conv.id,)
-        ).fetchone()
+        left = conn.execute("SELECT count(*) FROM llmbase.conversations WHERE id = %s", (conv.id,)).fetchone()
     assert left == (0,)
 
 

@@ -27,7 +27,11 @@ def test_quickstart_runs_and_prints_what_it_says(db_url: str) -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    expected = [c.strip() for c in re.findall(r"# (\S.*)$", code, flags=re.M) if c.strip()[0].isdigit() or c.strip()[0] == "["]
+    expected = [
+        c.strip()
+        for c in re.findall(r"# (\S.*)$", code, flags=re.M)
+        if c.strip()[0].isdigit() or c.strip()[0] == "["
+    ]
     printed = out.stdout.splitlines()
     assert printed[:3] == expected[:3]
     assert printed[-1] == "bob cannot see it"

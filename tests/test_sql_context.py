@@ -36,7 +36,10 @@ def test_context_functions_scope_a_sql_session(client: llmbase.LLMBase, db_url: 
     with psycopg.connect(db_url, autocommit=True) as conn:
         with conn.transaction():
             conn.execute("SELECT llmbase.set_tenant_context(%s)", (ta,))
-        assert conn.execute("SELECT current_setting('llmbase.tenant_id', true)").fetchone() in (("",), (None,))
+        assert conn.execute("SELECT current_setting('llmbase.tenant_id', true)").fetchone() in (
+            ("",),
+            (None,),
+        )
 
 
 def test_set_user_context_needs_a_tenant(db_url: str) -> None:

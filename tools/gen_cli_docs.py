@@ -1,7 +1,7 @@
 """Generate docs/cli.md from the CLI itself, so the reference never drifts.
 
-    python tools/gen_cli_docs.py          # rewrite docs/cli.md
-    python tools/gen_cli_docs.py --check  # exit 1 if docs/cli.md is stale
+python tools/gen_cli_docs.py          # rewrite docs/cli.md
+python tools/gen_cli_docs.py --check  # exit 1 if docs/cli.md is stale
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ def _params(cmd: Any) -> list[str]:
             lines.append(f"| `{p.name.upper()}` | argument | {(getattr(p, 'help', '') or '').strip()} |")
         else:
             names = ", ".join(f"`{o}`" for o in p.opts)
-            default = "" if p.default in (None, False) or (p.is_flag and not p.default) else f" (default: `{p.default}`)"
+            default = (
+                ""
+                if p.default in (None, False) or (p.is_flag and not p.default)
+                else f" (default: `{p.default}`)"
+            )
             lines.append(f"| {names} | option | {(p.help or '').strip()}{default} |")
     return lines
 
