@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
+TSC    := tools/ts/node_modules/.bin/tsc
+
 .PHONY: run test test-all lint typecheck check bench snapshot clean
 
 $(STAMP): pyproject.toml
@@ -17,12 +19,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/llmbase up --demo
 
+# TypeScript compiler for the generated-types test (skipped there when npm is missing)
+$(TSC): tools/ts/package.json tools/ts/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tools/ts --no-audit --no-fund --silent; \
+	else echo "npm not found: the TypeScript compile check will be skipped"; fi
+
 ## test: lint, type-check and run the default test suite (slow tests excluded)
-test: check
+test: check $(TSC)
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 ## test-all: every test, slow ones included
-test-all: check
+test-all: check $(TSC)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -40,3 +47,7 @@ snapshot: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## bench: run the benchmarks and write their tables into docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.run

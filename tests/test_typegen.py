@@ -55,6 +55,9 @@ CREATE FUNCTION llmbase.zz_out(x integer, OUT y integer, OUT z text)
 
 def _tsc() -> list[str] | None:
     """A TypeScript compiler that runs without downloading anything, or None."""
+    local = Path(__file__).resolve().parents[1] / "tools" / "ts" / "node_modules" / ".bin" / "tsc"
+    if local.exists():  # installed by `make test` from tools/ts/package-lock.json
+        return [str(local)]
     if shutil.which("tsc"):
         return ["tsc"]
     if shutil.which("npx"):
