@@ -86,3 +86,14 @@ def test_default_tenant_and_user_exist(client: llmbase.LLMBase) -> None:
     assert client.scope().tenant_id is not None
     assert client.tenants.get(client.scope().tenant_id).slug == "default"
     assert client.users.get("default").display_name == "Default user"
+
+
+def test_scoped_clients_cannot_manage_tenants(client: llmbase.LLMBase) -> None:
+    other = client.tenants.create("victim")
+    for scoped in (client.tenant("default"), client.user("mallory"), client.tenant("victim")):
+        with pytest.raises(PermissionDenied):
+            scoped.tenants.list()
+        with pytest.raises(PermissionDenied):
+            scoped.tenants.delete(other.id)
+    assert client.tenants.get(other.id).slug == "victim"
+    assert client.admin().tenants.get(other.id).slug == "victim"

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from .config import Settings
 from .db import ADMIN, DEFAULT_TENANT, Database, Scope
+from .errors import PermissionDenied
 from .stores import conversations, feedback, keys, settings, tenants, users
 from .stores._bind import AsyncStore, Store, aop, op
 from .stores._common import Ctx
@@ -36,13 +37,13 @@ class _Core:
         user: UUID | str | None,
         *,
         admin: bool = False,
-        owns_db: bool = False,
+        root: bool = False,
     ) -> None:
         self.db = db
         self.tenant_ref = tenant
         self.user_ref = user
         self.is_admin = admin
-        self.owns_db = owns_db
+        self.root = root
         self._scope: Scope | None = ADMIN if admin else None
         if not admin and isinstance(tenant, UUID) and (user is None or isinstance(user, UUID)):
             self._scope = Scope(tenant, user)
@@ -54,6 +55,17 @@ class _Core:
 
     def scoped(self, tenant: UUID | str | None, user: UUID | str | None, *, admin: bool = False) -> _Core:
         return _Core(self.db, tenant, user, admin=admin)
+
+    def operator(self) -> _Core:
+        """The operator scope, for the root client only: a client scoped to one tenant (or
+        user) must not reach across tenants through `.tenants`."""
+        if self.is_admin:
+            return self
+        if not self.root:
+            raise PermissionDenied(
+                "tenant management needs the root client (llmbase.connect()) or client.admin()"
+            )
+        return self.scoped(None, None, admin=True)
 
     # -- resolution --------------------------------------------------------------------
     def _tenant_plan(self) -> Plan[UUID]:
@@ -281,11 +293,12 @@ class LLMBase(_ClientBase):
 
     @property
     def tenants(self) -> Tenants:
-        return Tenants(self._core if self._core.is_admin else self._core.scoped(None, None, admin=True))
+        """Tenant management: on the client `connect()` returned, or on `admin()`."""
+        return Tenants(self._core.operator())
 
     def close(self) -> None:
         """Close the pool and release the embedded server (when this client opened it)."""
-        if self._core.owns_db:
+        if self._core.root:
             self._core.db.close()
 
     def __enter__(self) -> LLMBase:
@@ -334,10 +347,10 @@ class AsyncLLMBase(_ClientBase):
 
     @property
     def tenants(self) -> AsyncTenants:
-        return AsyncTenants(self._core if self._core.is_admin else self._core.scoped(None, None, admin=True))
+        return AsyncTenants(self._core.operator())
 
     async def aclose(self) -> None:
-        if self._core.owns_db:
+        if self._core.root:
             await self._core.db.aclose()
 
     async def __aenter__(self) -> AsyncLLMBase:
@@ -354,7 +367,7 @@ def _open(url: str | None, data_dir: Any, migrate: bool, overrides: dict[str, An
     db = Database(cfg)
     if migrate:
         db.ensure_schema()
-    return _Core(db, DEFAULT_TENANT, None, owns_db=True)
+    return _Core(db, DEFAULT_TENANT, None, root=True)
 
 
 def connect(

@@ -36,7 +36,7 @@ def _client(db: object, tenant: str | None = None) -> LLMBase:
 
     assert isinstance(db, Database)
     db.ensure_schema()
-    base = LLMBase(Core(db, DEFAULT_TENANT, None))
+    base = LLMBase(Core(db, DEFAULT_TENANT, None, root=True))
     return base.tenant(tenant) if tenant else base
 
 

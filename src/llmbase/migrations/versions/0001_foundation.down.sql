@@ -16,8 +16,6 @@ DROP FUNCTION llmbase.touch_updated_at();
 DROP FUNCTION llmbase.clear_context();
 DROP FUNCTION llmbase.set_user_context(uuid, uuid);
 DROP FUNCTION llmbase.set_tenant_context(uuid);
-DROP FUNCTION llmbase.can_write(uuid);
-DROP FUNCTION llmbase.can_read(uuid);
 DROP FUNCTION llmbase.admin_mode();
 DROP FUNCTION llmbase.tenant_wide();
 DROP FUNCTION llmbase.current_user_id();

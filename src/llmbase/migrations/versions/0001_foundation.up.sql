@@ -8,13 +8,23 @@ COMMENT ON SCHEMA llmbase IS 'llmbase: the LLM application backend (stable inter
 CREATE EXTENSION IF NOT EXISTS vector;
 
 -- Roles are cluster-wide: create them once, never fail when they exist.
+-- Two databases of one cluster may migrate at once (the advisory lock is per database):
+-- a concurrent creation of the same role is not an error.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'llmbase_app') THEN
-        CREATE ROLE llmbase_app NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+        BEGIN
+            CREATE ROLE llmbase_app NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
     END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'llmbase_admin') THEN
-        CREATE ROLE llmbase_admin NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+        BEGIN
+            CREATE ROLE llmbase_admin NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
     END IF;
 END
 $$;
@@ -105,7 +115,13 @@ BEGIN
     END IF;
     claimed := coalesce(claims ->> 'tenant_id', claims -> 'app_metadata' ->> 'tenant_id');
     IF claimed IS NOT NULL THEN
-        RETURN llmbase.safe_uuid(claimed);
+        -- The claim picks one of the subject's tenants; it never grants membership (a stale,
+        -- forged or misconfigured claim for a tenant where sub has no user yields no tenant).
+        SELECT i.tenant_id INTO found
+          FROM llmbase.auth_identities i
+         WHERE i.auth_id = claims ->> 'sub'
+           AND i.tenant_id = llmbase.safe_uuid(claimed);
+        RETURN found;
     END IF;
     -- No tenant claim: the user's tenant, when the auth identity belongs to exactly one.
     SELECT min(i.tenant_id::text)::uuid INTO found
@@ -155,21 +171,6 @@ LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog
 AS $$
     SELECT coalesce(current_setting('llmbase.admin', true), '') = 'on'
-$$;
-
--- Visibility of a row owned by user_id (NULL = shared with the tenant).
-CREATE FUNCTION llmbase.can_read(row_user uuid) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog
-AS $$
-    SELECT row_user IS NULL OR row_user = llmbase.current_user_id() OR llmbase.tenant_wide()
-$$;
-
-CREATE FUNCTION llmbase.can_write(row_user uuid) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog
-AS $$
-    SELECT llmbase.tenant_wide() OR (row_user IS NOT NULL AND row_user = llmbase.current_user_id())
 $$;
 
 -- Context setters for SQL clients (the seeds' set_guild_context / set_user_context /
@@ -420,6 +421,11 @@ GRANT EXECUTE ON FUNCTION llmbase.tenant_id_by_slug(text) TO llmbase_app;
 -- ---------------------------------------------------------------------------------------
 -- Row level security: enabled and forced everywhere; tenant policies for every role,
 -- an admin policy only for members of llmbase_admin that switched admin mode on.
+-- Row ownership is written out in each policy as
+--   read:  user_id IS NULL OR user_id = (SELECT current_user_id()) OR (SELECT tenant_wide())
+--   write: (SELECT tenant_wide()) OR user_id = (SELECT current_user_id())
+-- with every context call in a scalar sub-select, so PostgreSQL evaluates it once per query
+-- (an InitPlan), not once per row.
 ALTER TABLE llmbase.tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE llmbase.tenants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_read ON llmbase.tenants FOR SELECT
@@ -436,13 +442,16 @@ CREATE POLICY definer_only ON llmbase.auth_identities TO llmbase_admin USING (tr
 
 ALTER TABLE llmbase.users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE llmbase.users FORCE ROW LEVEL SECURITY;
+-- The SDK (a backend) sees the tenant's users; a JWT client sees only its own user row, so
+-- one end user never reads another's email or auth id.
 CREATE POLICY tenant_read ON llmbase.users FOR SELECT
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id())
+           AND ((SELECT llmbase.jwt_claims()) IS NULL OR id = (SELECT llmbase.current_user_id())));
 CREATE POLICY tenant_insert ON llmbase.users FOR INSERT
     WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND (SELECT llmbase.tenant_wide()));
 CREATE POLICY tenant_update ON llmbase.users FOR UPDATE
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(id))
-    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR id = (SELECT llmbase.current_user_id())))
+    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR id = (SELECT llmbase.current_user_id())));
 CREATE POLICY tenant_delete ON llmbase.users FOR DELETE
     USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND (SELECT llmbase.tenant_wide()));
 CREATE POLICY admin_all ON llmbase.users TO llmbase_admin
@@ -451,10 +460,10 @@ CREATE POLICY admin_all ON llmbase.users TO llmbase_admin
 ALTER TABLE llmbase.user_profiles ENABLE ROW LEVEL SECURITY;
 ALTER TABLE llmbase.user_profiles FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_read ON llmbase.user_profiles FOR SELECT
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())));
 CREATE POLICY tenant_update ON llmbase.user_profiles FOR UPDATE
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id))
-    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())))
+    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())));
 CREATE POLICY admin_all ON llmbase.user_profiles TO llmbase_admin
     USING ((SELECT llmbase.admin_mode())) WITH CHECK ((SELECT llmbase.admin_mode()));
 

@@ -90,6 +90,25 @@ $$;
 CREATE TRIGGER messages_number BEFORE INSERT ON llmbase.messages
     FOR EACH ROW EXECUTE FUNCTION llmbase.messages_before_insert();
 
+-- Runs first (triggers fire in name order) and as the caller, so under the caller's RLS: a
+-- conversation the caller cannot see fails exactly like a missing one, before the definer
+-- trigger above touches (and locks) it. Without this, "not found" versus "row-level
+-- security" told a caller whether another tenant's or user's conversation id exists.
+CREATE FUNCTION llmbase.messages_check_conversation() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NOT llmbase.conversation_visible(NEW.tenant_id, NEW.conversation_id) THEN
+        RAISE EXCEPTION 'conversation % not found', NEW.conversation_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER messages_check_conversation BEFORE INSERT ON llmbase.messages
+    FOR EACH ROW EXECUTE FUNCTION llmbase.messages_check_conversation();
+
 CREATE FUNCTION llmbase.conversations_after_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog
@@ -215,14 +234,14 @@ COMMENT ON VIEW llmbase.conversation_feedback IS 'Feedback totals per conversati
 ALTER TABLE llmbase.conversations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE llmbase.conversations FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_read ON llmbase.conversations FOR SELECT
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_read(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND (user_id IS NULL OR user_id = (SELECT llmbase.current_user_id()) OR (SELECT llmbase.tenant_wide())));
 CREATE POLICY tenant_insert ON llmbase.conversations FOR INSERT
-    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())));
 CREATE POLICY tenant_update ON llmbase.conversations FOR UPDATE
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id))
-    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())))
+    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())));
 CREATE POLICY tenant_delete ON llmbase.conversations FOR DELETE
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())));
 CREATE POLICY admin_all ON llmbase.conversations TO llmbase_admin
     USING ((SELECT llmbase.admin_mode())) WITH CHECK ((SELECT llmbase.admin_mode()));
 
@@ -244,7 +263,7 @@ CREATE POLICY tenant_read ON llmbase.messages FOR SELECT
 CREATE POLICY tenant_insert ON llmbase.messages FOR INSERT
     WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id())
                 AND llmbase.conversation_visible(tenant_id, conversation_id)
-                AND (user_id IS NULL OR llmbase.can_write(user_id)));
+                AND (user_id IS NULL OR ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id()))));
 CREATE POLICY tenant_update ON llmbase.messages FOR UPDATE
     USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND (SELECT llmbase.tenant_wide()))
     WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND (SELECT llmbase.tenant_wide()));
@@ -253,19 +272,32 @@ CREATE POLICY tenant_delete ON llmbase.messages FOR DELETE
 CREATE POLICY admin_all ON llmbase.messages TO llmbase_admin
     USING ((SELECT llmbase.admin_mode())) WITH CHECK ((SELECT llmbase.admin_mode()));
 
--- Feedback: a user rates messages they can see and manages their own ratings.
+-- Feedback: a user rates messages they can see and manages their own ratings. The message
+-- must be visible and belong to the named conversation: checking the conversation alone let
+-- a user pair another user's private message with a visible conversation, writing into
+-- (and then reading) that message's summary.
+CREATE FUNCTION llmbase.message_visible(p_tenant uuid, p_conversation uuid, p_message uuid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT EXISTS (SELECT 1 FROM llmbase.messages m
+                    WHERE m.tenant_id = p_tenant AND m.id = p_message
+                      AND m.conversation_id = p_conversation)
+$$;
+
 ALTER TABLE llmbase.feedback ENABLE ROW LEVEL SECURITY;
 ALTER TABLE llmbase.feedback FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_read ON llmbase.feedback FOR SELECT
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())));
 CREATE POLICY tenant_insert ON llmbase.feedback FOR INSERT
-    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id)
-                AND llmbase.conversation_visible(tenant_id, conversation_id));
+    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id()))
+                AND llmbase.message_visible(tenant_id, conversation_id, message_id));
 CREATE POLICY tenant_update ON llmbase.feedback FOR UPDATE
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id))
-    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())))
+    WITH CHECK (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id()))
+                AND llmbase.message_visible(tenant_id, conversation_id, message_id));
 CREATE POLICY tenant_delete ON llmbase.feedback FOR DELETE
-    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND llmbase.can_write(user_id));
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND ((SELECT llmbase.tenant_wide()) OR user_id = (SELECT llmbase.current_user_id())));
 CREATE POLICY admin_all ON llmbase.feedback TO llmbase_admin
     USING ((SELECT llmbase.admin_mode())) WITH CHECK ((SELECT llmbase.admin_mode()));
 

@@ -1,0 +1,400 @@
+"""Shared helpers for the tenant-isolation tests: catalog discovery, seeding two tenants
+through the SDK, raw-SQL scopes (SDK GUCs or PostgREST claims), dumps and the attack matrix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg import sql
+
+import llmbase
+
+#: Every tenant table the seeding below knows how to populate, with its tenant column.
+#: A new tenant table must be added here (and to `seed_tenant`), or the matrix fails.
+KNOWN_TABLES: dict[str, str] = {
+    "tenants": "id",
+    "users": "tenant_id",
+    "auth_identities": "tenant_id",
+    "user_profiles": "tenant_id",
+    "tenant_settings": "tenant_id",
+    "api_keys": "tenant_id",
+    "conversations": "tenant_id",
+    "messages": "tenant_id",
+    "feedback": "tenant_id",
+    "feedback_summary": "tenant_id",
+}
+
+Conn = psycopg.Connection[Any]
+EnterScope = Callable[[Conn], None]
+
+
+# -- catalog -------------------------------------------------------------------------------
+def tenant_tables(conn: Conn) -> dict[str, str]:
+    """Tables (and partitioned tables) of schema llmbase with a tenant_id column, plus tenants."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid = c.oid"
+        " WHERE n.nspname = 'llmbase' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        "   AND a.attname = 'tenant_id' AND NOT a.attisdropped ORDER BY 1"
+    ).fetchall()
+    found = {r[0]: "tenant_id" for r in rows}
+    found["tenants"] = "id"
+    return found
+
+
+def tenant_views(conn: Conn) -> list[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid = c.oid"
+        " WHERE n.nspname = 'llmbase' AND c.relkind IN ('v', 'm') AND a.attname = 'tenant_id'"
+        " ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def pk_columns(conn: Conn, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i"
+        " JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) ON true"
+        " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+        " WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY k.ord",
+        (f"llmbase.{table}",),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def qualified(table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier("llmbase"), sql.Identifier(table))
+
+
+# -- seeding through the SDK -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Seeded:
+    """One tenant's ids: two users with auth identities, private and shared conversations."""
+
+    tenant: UUID
+    slug: str
+    u1: UUID
+    u2: UUID
+    auth1: str
+    auth2: str
+    conv1: UUID  # u1's private conversation
+    conv2: UUID  # u2's private conversation
+    shared: UUID  # the tenant's shared conversation (user_id NULL)
+    msg1: UUID  # u1's message in conv1
+    reply1: UUID  # assistant reply in conv1
+    msg2: UUID  # u2's message in conv2
+    shared_msg: UUID
+    key: UUID
+
+
+def seed_tenant(client: llmbase.LLMBase, slug: str) -> Seeded:
+    """A tenant with a row in every tenant table, written only through the SDK."""
+    t = client.admin().tenants.create(slug, name=f"Tenant {slug}")
+    tc = client.tenant(t.id)
+    auth1, auth2 = f"auth-{slug}-1-{uuid.uuid4().hex[:8]}", f"auth-{slug}-2-{uuid.uuid4().hex[:8]}"
+    u1 = tc.users.create(f"{slug}-u1", auth_id=auth1, email=f"u1@{slug}.example")
+    u2 = tc.users.create(f"{slug}-u2", auth_id=auth2, email=f"u2@{slug}.example")
+    c1, c2 = tc.user(u1.id), tc.user(u2.id)
+    conv1 = c1.conversations.create(title=f"{slug} u1 private", metadata={"secret": slug})
+    msg1 = c1.conversations.add_message(conv1.id, role="user", content=f"{slug} u1 secret")
+    reply1 = c1.conversations.add_message(conv1.id, role="assistant", content="reply", token_count=7)
+    conv2 = c2.conversations.create(title=f"{slug} u2 private")
+    msg2 = c2.conversations.add_message(conv2.id, role="user", content=f"{slug} u2 secret")
+    shared = tc.conversations.create(title=f"{slug} shared", shared=True)
+    shared_msg = tc.conversations.add_message(shared.id, role="assistant", content="for everyone")
+    c1.feedback.rate(reply1.id, rating="up", comment="good")
+    c2.feedback.rate(msg2.id, rating="down")
+    c1.feedback.rate(shared_msg.id, score=0.5)
+    key = tc.keys.create(f"{slug} key", scopes=["read", "write"], user_id=u1.id)
+    tc.settings.put({"default_model": f"model-{slug}", "custom": {"secret": slug}})
+    c1.users.set_preferences({"theme": slug})
+    return Seeded(
+        tenant=t.id,
+        slug=slug,
+        u1=u1.id,
+        u2=u2.id,
+        auth1=auth1,
+        auth2=auth2,
+        conv1=conv1.id,
+        conv2=conv2.id,
+        shared=shared.id,
+        msg1=msg1.id,
+        reply1=reply1.id,
+        msg2=msg2.id,
+        shared_msg=shared_msg.id,
+        key=key.key.id,
+    )
+
+
+# -- a seeded template: seed once per session, clone per test (CREATE DATABASE ... TEMPLATE) ----
+def _url(server_url: str, dbname: str) -> str:
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+def build_seeded(server_url: str, template: str) -> tuple[str, Seeded, Seeded]:
+    """A template database at head holding tenants "acme" (A) and "globex" (B), seeded."""
+    name = f"seeded_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        )
+    client = llmbase.connect(_url(server_url, name), migrate=False)
+    try:
+        a, b = seed_tenant(client, "acme"), seed_tenant(client, "globex")
+    finally:
+        client.close()
+    return name, a, b
+
+
+@contextlib.contextmanager
+def clone(server_url: str, template: str) -> Iterator[str]:
+    """URL of a fresh copy of `template`, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        )
+    try:
+        yield _url(server_url, name)
+    finally:
+        drop_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# -- raw SQL scopes ------------------------------------------------------------------------------
+def sdk_scope(tenant: UUID | str | None, user: UUID | None = None, role: str = "llmbase_app") -> EnterScope:
+    """What the SDK does at the start of each transaction (db.py), for raw-SQL tests."""
+
+    def enter(conn: Conn) -> None:
+        conn.execute(
+            "SELECT set_config('role', %s, true), set_config('llmbase.tenant_id', %s, true),"
+            " set_config('llmbase.user_id', %s, true)",
+            (role, "" if tenant is None else str(tenant), "" if user is None else str(user)),
+        )
+
+    return enter
+
+
+def postgrest_scope(claims: dict[str, Any] | str | None, role: str = "authenticated") -> EnterScope:
+    """What PostgREST does per request: the role, and the JWT claims as a JSON text GUC."""
+    raw = claims if isinstance(claims, str) or claims is None else json.dumps(claims)
+
+    def enter(conn: Conn) -> None:
+        conn.execute("SELECT set_config('role', %s, true)", (role,))
+        if raw is not None:
+            conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (raw,))
+
+    return enter
+
+
+@contextlib.contextmanager
+def scoped(conn: Conn, enter: EnterScope) -> Iterator[Conn]:
+    """A transaction on `conn` (autocommit off), entered as `enter`, always rolled back."""
+    with conn.transaction(force_rollback=True):
+        enter(conn)
+        yield conn
+
+
+#: Triggers that refuse a row referencing something the caller cannot see with the same
+#: "not found" error as for something missing (so that refusal reveals no existence).
+NOT_FOUND_GUARDS = ("llmbase.messages_check_conversation()",)
+
+
+def denied(exc: BaseException) -> bool:
+    """Refused by a grant or a policy, or by a guard that reports invisible as missing."""
+    if isinstance(exc, pgerr.InsufficientPrivilege):
+        return True
+    context = (exc.diag.context or "") if isinstance(exc, psycopg.Error) else ""
+    return isinstance(exc, pgerr.ForeignKeyViolation) and any(g in context for g in NOT_FOUND_GUARDS)
+
+
+# -- dumps ---------------------------------------------------------------------------------------
+def dump_tenant(admin: Conn, tenant: UUID, tables: dict[str, str]) -> dict[str, list[str]]:
+    """Every row of `tenant` in every table, as PostgreSQL's row text, sorted (superuser)."""
+    out: dict[str, list[str]] = {}
+    for table, col in sorted(tables.items()):
+        q = sql.SQL("SELECT t::text FROM {} t WHERE {} = %s ORDER BY 1").format(
+            qualified(table), sql.Identifier(col)
+        )
+        out[table] = [r[0] for r in admin.execute(q, (tenant,)).fetchall()]
+    return out
+
+
+def rows_as_json(admin: Conn, table: str, col: str, tenant: UUID) -> list[dict[str, Any]]:
+    q = sql.SQL("SELECT to_jsonb(t) FROM {} t WHERE {} = %s").format(qualified(table), sql.Identifier(col))
+    return [r[0] for r in admin.execute(q, (tenant,)).fetchall()]
+
+
+# -- the attack matrix -----------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """Counts of what the attacker tried; `leaks` names every attempt that got through."""
+
+    attempts: int = 0
+    refused: int = 0  # permission denied / RLS violation
+    leaks: list[str] | None = None
+
+    def leak(self, what: str) -> None:
+        assert self.leaks is not None
+        self.leaks.append(what)
+
+
+def _attempt(conn: Conn, out: Outcome, what: str, q: sql.Composable, params: Any, *, must_fail: bool) -> None:
+    """Run one attack in a savepoint. Refused (42501) is safe; so are 0 rows unless it
+    `must_fail` (a forged insert must be rejected outright, never silently dropped)."""
+    out.attempts += 1
+    try:
+        with conn.transaction():  # a savepoint: an error leaves the scope intact
+            cur = conn.execute(q, params)
+            n = cur.rowcount if cur.description is None else len(cur.fetchall())
+    except psycopg.Error as exc:
+        if denied(exc):
+            out.refused += 1
+        else:
+            out.leak(f"{what}: unexpected {type(exc).__name__}: {exc}")
+        return
+    if must_fail or n:
+        out.leak(f"{what}: succeeded, {n} rows")
+
+
+def _match(t: sql.Composable, cols: list[str]) -> sql.Composed:
+    """`(cols) IN (the same columns of a row given as JSON)`."""
+    return sql.SQL("({}) IN (SELECT {} FROM jsonb_populate_record(NULL::{}, %s::jsonb) r)").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+        sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in cols),
+        t,
+    )
+
+
+def _forge(row: dict[str, Any], table: str, col: str, key: list[str]) -> dict[str, Any]:
+    """A copy of a victim's row with fresh key values, still stamped with the victim tenant."""
+    forged = dict(row)
+    for c in key:
+        if c == col:
+            continue
+        forged[c] = str(uuid.uuid4()) if _is_uuid(str(forged.get(c))) else f"forged-{uuid.uuid4().hex[:12]}"
+    if table == "tenants":
+        forged["slug"] = f"forged-{uuid.uuid4().hex[:12]}"
+    return forged
+
+
+def attack(
+    admin: Conn,
+    conn: Conn,
+    enter: EnterScope,
+    victim: UUID,
+    tables: dict[str, str],
+    *,
+    own: UUID | None = None,
+) -> Outcome:
+    """As `enter`, try to read, change, delete and forge `victim`'s rows in every table.
+
+    Reads by the row's own key (its primary key without the tenant column: "by id"),
+    updates and deletes by primary key and by tenant, inserts of a copy stamped with the
+    victim's tenant, and (given `own`) moving the attacker's own rows into the victim tenant.
+    """
+    out = Outcome(leaks=[])
+    for table, col in sorted(tables.items()):
+        t, tcol = qualified(table), sql.Identifier(col)
+        pk = pk_columns(admin, table)
+        key = [c for c in pk if c != col] or pk
+        victim_rows = rows_as_json(admin, table, col, victim)
+        assert victim_rows, f"victim has no rows in {table}: the seeding must populate it"
+        own_rows = rows_as_json(admin, table, col, own) if own is not None else []
+        by_key, by_pk = _match(t, key), _match(t, pk)
+        with scoped(conn, enter):
+            for verb, q in (
+                ("select", sql.SQL("SELECT * FROM {} WHERE {} = %s")),
+                ("update", sql.SQL("UPDATE {t} SET {c} = {c} WHERE {c} = %s")),
+                ("delete", sql.SQL("DELETE FROM {} WHERE {} = %s")),
+            ):
+                stmt = q.format(t=t, c=tcol) if verb == "update" else q.format(t, tcol)
+                _attempt(conn, out, f"{table}: {verb} victim's rows", stmt, (victim,), must_fail=False)
+            for row in victim_rows:
+                doc, what = json.dumps(row), f"{table} {row_key(row, pk)}"
+                _attempt(
+                    conn,
+                    out,
+                    f"select {what} by {key}",
+                    sql.SQL("SELECT * FROM {} WHERE {}").format(t, by_key),
+                    (doc,),
+                    must_fail=False,
+                )
+                _attempt(
+                    conn,
+                    out,
+                    f"update {what}",
+                    sql.SQL("UPDATE {} SET {} = {} WHERE {}").format(t, tcol, tcol, by_pk),
+                    (doc,),
+                    must_fail=False,
+                )
+                _attempt(
+                    conn,
+                    out,
+                    f"delete {what}",
+                    sql.SQL("DELETE FROM {} WHERE {}").format(t, by_pk),
+                    (doc,),
+                    must_fail=False,
+                )
+                _attempt(
+                    conn,
+                    out,
+                    f"insert forged copy of {what}",
+                    sql.SQL("INSERT INTO {} SELECT * FROM jsonb_populate_record(NULL::{}, %s::jsonb)").format(
+                        t, t
+                    ),
+                    (json.dumps(_forge(row, table, col, key)),),
+                    must_fail=True,
+                )
+            for row in own_rows:
+                _attempt(
+                    conn,
+                    out,
+                    f"move own {table} {row_key(row, pk)} into victim",
+                    sql.SQL("UPDATE {} SET {} = %s WHERE {}").format(t, tcol, by_pk),
+                    (victim, json.dumps(row)),
+                    must_fail=False,
+                )
+    return out
+
+
+def row_key(row: dict[str, Any], cols: list[str]) -> str:
+    return ",".join(f"{c}={row.get(c)}" for c in cols)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def visible(conn: Conn, enter: EnterScope, table: str, cols: str = "id") -> set[Any] | None:
+    """What `enter` can see of a table or view: a set of `cols` values, or None when the
+    role has no privilege at all."""
+    with scoped(conn, enter):
+        try:
+            with conn.transaction():
+                q = sql.SQL("SELECT {} FROM {}").format(sql.SQL(cols), qualified(table))
+                return {r[0] if len(r) == 1 else tuple(r) for r in conn.execute(q).fetchall()}
+        except psycopg.Error as exc:
+            if denied(exc):
+                return None
+            raise

@@ -1,0 +1,353 @@
+"""PostgREST / Supabase clients, simulated exactly: per request a transaction that switches
+to the JWT's role and sets `request.jwt.claims`. The claims are then the only source of
+tenant and user; the roles' grants and the policies must hold without the SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import llmbase
+from _tenancy import (
+    Seeded,
+    attack,
+    build_seeded,
+    clone,
+    drop_database,
+    dump_tenant,
+    postgrest_scope,
+    qualified,
+    scoped,
+    sdk_scope,
+    tenant_tables,
+    tenant_views,
+    visible,
+)
+
+#: Columns that name a row of each table (for "what can this role see").
+IDS: dict[str, str] = {
+    "tenants": "id",
+    "users": "id",
+    "auth_identities": "auth_id",
+    "user_profiles": "user_id",
+    "tenant_settings": "tenant_id",
+    "api_keys": "id",
+    "conversations": "id",
+    "messages": "id",
+    "feedback": "id",
+    "feedback_summary": "message_id",
+    "conversation_feedback": "conversation_id",
+}
+
+
+@pytest.fixture(scope="session")
+def seeded(server_url: str, template_db: str) -> Iterator[tuple[str, Seeded, Seeded]]:
+    """Tenants A and B seeded once (through the SDK) into a template database."""
+    built = build_seeded(server_url, template_db)
+    yield built
+    drop_database(server_url, built[0])
+
+
+@pytest.fixture
+def db_url(server_url: str, seeded: tuple[str, Seeded, Seeded]) -> Iterator[str]:
+    """Overrides conftest's: a fresh clone of the seeded template per test."""
+    with clone(server_url, seeded[0]) as url:
+        yield url
+
+
+@pytest.fixture
+def two(seeded: tuple[str, Seeded, Seeded]) -> tuple[Seeded, Seeded]:
+    return seeded[1], seeded[2]
+
+
+@pytest.fixture(scope="module")
+def shared_url(server_url: str, seeded: tuple[str, Seeded, Seeded]) -> Iterator[str]:
+    """One seeded clone for the tests that commit nothing (every attack is rolled back)."""
+    with clone(server_url, seeded[0]) as url:
+        yield url
+
+
+@pytest.fixture
+def admin(shared_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """Superuser connection to the shared clone (bypasses RLS): the ground truth."""
+    with psycopg.connect(shared_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def raw(shared_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A second connection to the shared clone for scoped raw-SQL attacks (always rolled back)."""
+    with psycopg.connect(shared_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def fresh_admin(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """Superuser connection to this test's own clone (the one `client` writes to)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def fresh_raw(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+def jwt(sub: str, tenant: UUID | None = None, *, app_metadata: bool = False) -> dict[str, Any]:
+    claims: dict[str, Any] = {"sub": sub, "role": "authenticated", "aud": "authenticated"}
+    if tenant is not None and app_metadata:
+        claims["app_metadata"] = {"provider": "email", "tenant_id": str(tenant)}
+    elif tenant is not None:
+        claims["tenant_id"] = str(tenant)
+    return claims
+
+
+def everything(admin: psycopg.Connection[Any]) -> list[str]:
+    names = [*tenant_tables(admin), *tenant_views(admin)]
+    assert set(names) == set(IDS), "a new table or view: say which column names its rows in IDS"
+    return names
+
+
+def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[Any] | None]:
+    """What u1 of tenant `s` may see: its tenant, its own user row (not the other users'
+    emails and auth ids), its own and the shared rows."""
+
+    def ids(q: str, *params: Any) -> set[Any]:
+        return {r[0] for r in admin.execute(q, params).fetchall()}
+
+    convs = {s.conv1, s.shared}
+    return {
+        "tenants": {s.tenant},
+        "users": {s.u1},
+        "auth_identities": None,
+        "user_profiles": {s.u1},
+        "tenant_settings": {s.tenant},
+        "api_keys": None,
+        "conversations": convs,
+        "messages": ids("SELECT id FROM llmbase.messages WHERE conversation_id = ANY(%s)", list(convs)),
+        "feedback": ids("SELECT id FROM llmbase.feedback WHERE user_id = %s", s.u1),
+        "feedback_summary": ids(
+            "SELECT message_id FROM llmbase.feedback_summary WHERE conversation_id = ANY(%s)", list(convs)
+        ),
+        "conversation_feedback": ids(
+            "SELECT conversation_id FROM llmbase.feedback_summary WHERE conversation_id = ANY(%s)",
+            list(convs),
+        ),
+    }
+
+
+def seen(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], enter: Any
+) -> dict[str, set[Any] | None]:
+    return {name: visible(raw, enter, name, IDS[name]) for name in everything(admin)}
+
+
+def nothing(admin: psycopg.Connection[Any]) -> dict[str, set[Any] | None]:
+    """No rows anywhere; tables the role has no grant on refuse outright (None)."""
+    return {name: set() for name in everything(admin)}
+
+
+def _blank_denied(got: dict[str, set[Any] | None]) -> dict[str, set[Any] | None]:
+    return {k: (set() if v is None else v) for k, v in got.items()}
+
+
+# -- claims select tenant and user --------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["tenant_id", "app_metadata", "derived"])
+def test_authenticated_sees_own_and_shared_rows(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded], how: str
+) -> None:
+    a, b = two
+    claims = jwt(a.auth1) if how == "derived" else jwt(a.auth1, a.tenant, app_metadata=how == "app_metadata")
+    enter = postgrest_scope(claims)
+    assert seen(admin, raw, enter) == expected_for_u1(admin, a)
+    with scoped(raw, enter):
+        assert raw.execute(
+            "SELECT llmbase.current_tenant_id(), llmbase.current_user_id(), llmbase.tenant_wide()"
+        ).fetchone() == (a.tenant, a.u1, False)
+    # u2 of the same tenant sees its own conversation, not u1's.
+    got = visible(raw, postgrest_scope(jwt(a.auth2, a.tenant)), "conversations")
+    assert got == {a.conv2, a.shared}
+    # Nobody sees B's private rows, whatever the claim style.
+    assert b.conv1 not in (visible(raw, enter, "conversations") or set())
+
+
+def test_ambiguous_identity_without_tenant_claim_sees_nothing(
+    client: llmbase.LLMBase,
+    fresh_admin: psycopg.Connection[Any],
+    fresh_raw: psycopg.Connection[Any],
+    two: tuple[Seeded, Seeded],
+) -> None:
+    """A subject with users in two tenants must name the tenant; without a claim: nothing."""
+    a, b = two
+    client.tenant(b.tenant).users.create("also-a-u1", auth_id=a.auth1)
+    assert _blank_denied(seen(fresh_admin, fresh_raw, postgrest_scope(jwt(a.auth1)))) == nothing(fresh_admin)
+    # Naming either tenant works.
+    assert visible(fresh_raw, postgrest_scope(jwt(a.auth1, b.tenant)), "conversations") == {b.shared}
+    assert visible(fresh_raw, postgrest_scope(jwt(a.auth1, a.tenant)), "conversations") == {a.conv1, a.shared}
+
+
+def test_tenant_claim_without_membership_sees_nothing(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    """A (forged or stale) tenant claim for a tenant where the subject has no user grants
+    nothing: no user-owned rows, no shared rows, not even the tenant's own rows."""
+    a, b = two
+    for claims in (
+        jwt(a.auth1, b.tenant),
+        jwt(a.auth1, b.tenant, app_metadata=True),
+        jwt("unknown-subject", b.tenant),
+        {"role": "authenticated", "tenant_id": str(b.tenant)},  # no sub at all
+    ):
+        enter = postgrest_scope(claims)
+        assert _blank_denied(seen(admin, raw, enter)) == nothing(admin), claims
+        with scoped(raw, enter):
+            assert raw.execute("SELECT llmbase.current_user_id()").fetchone() == (None,)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    ["{not json", "[1, 2]", "null", '"a string"', '{"sub": 42}', '{"sub": null, "tenant_id": "nope"}', "{}"],
+)
+def test_malformed_claims_see_nothing(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded], claims: str
+) -> None:
+    a, _ = two
+
+    # Even with the SDK's GUCs naming a tenant: claims present means claims only.
+    def enter(conn: psycopg.Connection[Any]) -> None:
+        sdk_scope(a.tenant, role="authenticated")(conn)
+        postgrest_scope(claims)(conn)
+
+    assert _blank_denied(seen(admin, raw, enter)) == nothing(admin)
+    assert _blank_denied(seen(admin, raw, postgrest_scope(claims))) == nothing(admin)
+
+
+def test_claims_win_over_sdk_gucs(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    """llmbase.tenant_id / llmbase.user_id are ignored once request.jwt.claims is set."""
+    a, b = two
+    for gucs in ((b.tenant, None), (b.tenant, b.u1), (a.tenant, None), (a.tenant, a.u2)):
+
+        def enter(conn: psycopg.Connection[Any], gucs: tuple[UUID, UUID | None] = gucs) -> None:
+            sdk_scope(gucs[0], gucs[1], role="authenticated")(conn)
+            postgrest_scope(jwt(a.auth1, a.tenant))(conn)
+
+        # Tenant-wide GUCs (user unset) must not widen a JWT client to the whole tenant.
+        assert seen(admin, raw, enter) == expected_for_u1(admin, a), gucs
+
+
+# -- roles ---------------------------------------------------------------------------------------
+def test_anon_sees_nothing(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    a, _ = two
+    for claims in ({"role": "anon"}, jwt(a.auth1, a.tenant) | {"role": "anon"}):
+        got = seen(admin, raw, postgrest_scope(claims, role="anon"))
+        assert _blank_denied(got) == nothing(admin)
+    with (
+        scoped(raw, postgrest_scope({"role": "anon"}, role="anon")),
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        raw.execute("INSERT INTO llmbase.conversations (title) VALUES ('anon')")
+
+
+def test_service_role_sees_everything(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    got = seen(admin, raw, postgrest_scope({"role": "service_role"}, role="service_role"))
+    for name, ids in got.items():
+        q = sql.SQL("SELECT {} FROM {}").format(sql.Identifier(IDS[name]), qualified(name))
+        truth = {r[0] for r in admin.execute(q).fetchall()}
+        if name == "auth_identities":
+            assert ids is None  # private to the definer functions, even for service_role
+        else:
+            assert ids == truth, name
+
+
+def test_authenticated_cannot_reach_context_or_private_objects(
+    raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    a, b = two
+    enter = postgrest_scope(jwt(a.auth1, a.tenant))
+    for stmt, params in (
+        ("SELECT llmbase.set_tenant_context(%s)", (b.tenant,)),
+        ("SELECT llmbase.set_user_context(%s, %s)", (b.u1, b.tenant)),
+        ("SELECT llmbase.clear_context()", ()),
+        ("SELECT * FROM llmbase.auth_identities", ()),
+        ("SELECT llmbase.tenant_id_by_slug('globex')", ()),
+        ("SELECT * FROM llmbase.authenticate_api_key(%s, %s)", (b.key, b"\0" * 32)),
+        ("SELECT llmbase.bump_user_activity(%s, %s, 1)", (b.tenant, b.u1)),
+        ("SELECT * FROM llmbase.api_keys", ()),
+        ("UPDATE llmbase.users SET auth_id = 'hijack' WHERE id = %s", (a.u1,)),
+        ("UPDATE llmbase.user_profiles SET total_tokens = 0 WHERE user_id = %s", (a.u1,)),
+        ("INSERT INTO llmbase.users (external_id) VALUES ('new')", ()),
+        ("DELETE FROM llmbase.users WHERE id = %s", (a.u1,)),
+        (
+            "INSERT INTO llmbase.feedback_summary (tenant_id, message_id, conversation_id)"
+            " VALUES (%s, %s, %s)",
+            (a.tenant, a.msg1, a.conv1),
+        ),
+        ("TRUNCATE llmbase.conversations", ()),
+    ):
+        with scoped(raw, enter), pytest.raises(psycopg.errors.InsufficientPrivilege):
+            raw.execute(stmt, params)
+
+
+def test_authenticated_writes_only_as_itself(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    a, _ = two
+    enter = postgrest_scope(jwt(a.auth1, a.tenant))
+    with scoped(raw, enter):
+        # Own conversation and message: allowed, owned by the caller.
+        row = raw.execute(
+            "INSERT INTO llmbase.conversations (title) VALUES ('mine') RETURNING tenant_id, user_id"
+        ).fetchone()
+        assert row == (a.tenant, a.u1)
+        raw.execute("UPDATE llmbase.users SET display_name = 'me' WHERE id = %s", (a.u1,))
+        raw.execute("UPDATE llmbase.user_profiles SET preferences = '{\"x\": 1}' WHERE user_id = %s", (a.u1,))
+        assert (
+            raw.execute("UPDATE llmbase.users SET display_name = 'you' WHERE id = %s", (a.u2,)).rowcount == 0
+        )
+        assert (
+            raw.execute("UPDATE llmbase.conversations SET title = 'x' WHERE id = %s", (a.shared,)).rowcount
+            == 0
+        )
+        assert (
+            raw.execute("DELETE FROM llmbase.messages WHERE conversation_id = %s", (a.conv1,)).rowcount == 0
+        )
+    for stmt, params in (
+        ("INSERT INTO llmbase.conversations (title, user_id) VALUES ('theirs', %s)", (a.u2,)),
+        ("INSERT INTO llmbase.conversations (title, user_id) VALUES ('shared', NULL)", ()),
+        (
+            "INSERT INTO llmbase.messages (conversation_id, role, content, user_id) VALUES (%s, 'user', 'x', %s)",
+            (a.conv1, a.u2),
+        ),
+        (
+            "INSERT INTO llmbase.feedback (message_id, conversation_id, user_id, rating) VALUES (%s, %s, %s, 1)",
+            (a.shared_msg, a.shared, a.u2),
+        ),
+        ("UPDATE llmbase.conversations SET user_id = %s WHERE id = %s", (a.u2, a.conv1)),
+    ):
+        with scoped(raw, enter), pytest.raises(psycopg.errors.InsufficientPrivilege):
+            raw.execute(stmt, params)
+
+
+def test_authenticated_cannot_touch_other_tenant(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    """The full attack matrix, as a PostgREST user of tenant A (and as one claiming B)."""
+    a, b = two
+    tables = tenant_tables(admin)
+    before = dump_tenant(admin, b.tenant, tables)
+    for claims in (jwt(a.auth1, a.tenant), jwt(a.auth1), jwt(a.auth1, b.tenant)):
+        out = attack(admin, raw, postgrest_scope(claims), b.tenant, tables, own=a.tenant)
+        assert out.leaks == [], claims
+    assert dump_tenant(admin, b.tenant, tables) == before
