@@ -124,3 +124,43 @@ def test_cli_reference_is_current() -> None:
         [sys.executable, str(root / "tools" / "gen_cli_docs.py"), "--check"], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout
+
+
+def test_db_psql_opens_psql_on_the_database(db_url: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "llmbase", "db", "psql", "--database-url", db_url],
+        input="SELECT slug FROM llmbase.tenants;\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "default" in out.stdout
+
+
+def test_up_runs_until_interrupted(db_url: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "llmbase", "up", "--database-url", db_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        assert any("llmbase is up" in x for x in lines)
+        assert proc.poll() is None  # still serving
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopping" in rest

@@ -145,7 +145,8 @@ class EmbeddedServer:
 
         with psycopg.connect(admin_url, autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # a peer won the race
+                # a peer process may win the race: either error means the database exists
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                     conn.execute(f'CREATE DATABASE "{DATABASE}"')
         return urlunsplit(urlsplit(admin_url)._replace(path="/" + DATABASE))
 

@@ -18,7 +18,7 @@ from ..db import Database
 from ..errors import LLMBaseError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 
 DatabaseUrlOpt = Annotated[
     str | None,

@@ -58,12 +58,10 @@ def up(
         )
         if once:
             return
-        console.print("Press Ctrl-C to stop.")
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(1.0):
-                pass
-        except KeyboardInterrupt:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        console.print("Press Ctrl-C to stop.")
+        while not stop.wait(1.0):
             pass
         console.print("stopping")

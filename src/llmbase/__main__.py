@@ -1,0 +1,5 @@
+"""`python -m llmbase` runs the CLI."""
+
+from .cli import main
+
+main()
