@@ -69,6 +69,45 @@ def _opt(value: str | None, field: str, n: int) -> str | None:
     return None if value is None else bounded_text(value, field=field, max_chars=n)
 
 
+def _insert(
+    ctx: Ctx,
+    external_id: str,
+    *,
+    auth_id: str | None,
+    email: str | None,
+    display_name: str | None,
+    metadata: Mapping[str, Any] | None,
+    upsert: bool,
+) -> Query:
+    # On a race with a concurrent ensure(), the no-op update returns the winner's row.
+    conflict = (
+        " ON CONFLICT (tenant_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id"
+        if upsert
+        else ""
+    )
+    return Query(
+        sql.SQL(
+            "INSERT INTO llmbase.users (id, external_id, auth_id, email, display_name, metadata)"
+            " VALUES (%s, %s, %s, %s, %s, %s::jsonb){} RETURNING {}"
+        ).format(sql.SQL(conflict), _COLS),
+        (
+            uuid7(),
+            _ext(external_id),
+            _opt(auth_id, "auth_id", 256),
+            _opt(email, "email", 320),
+            _opt(display_name, "display_name", 200),
+            json_object(metadata, field="metadata", max_bytes=ctx.settings.max_metadata_bytes),
+        ),
+        fetch="one",
+        row=User,
+        conflict=(
+            "auth_id already belongs to another user of this tenant"
+            if upsert
+            else f"user {external_id!r} exists (or its auth_id is taken)"
+        ),
+    )
+
+
 def ensure(
     ctx: Ctx,
     external_id: str,
@@ -80,33 +119,22 @@ def ensure(
 ) -> Plan[User]:
     """The user with this external id, created on first sight (tenant-wide scope)."""
     ctx.scope.require_tenant()
-    ext = _ext(external_id)
     existing = yield Query(
         sql.SQL("SELECT {} FROM llmbase.users WHERE external_id = %s").format(_COLS),
-        (ext,),
+        (_ext(external_id),),
         fetch="optional",
         row=User,
     )
     if existing is not None:
         return existing  # type: ignore[no-any-return]
-    row = yield Query(
-        sql.SQL(
-            "INSERT INTO llmbase.users (id, external_id, auth_id, email, display_name, metadata)"
-            " VALUES (%s, %s, %s, %s, %s, %s::jsonb)"
-            " ON CONFLICT (tenant_id, external_id) DO UPDATE SET external_id = EXCLUDED.external_id"
-            " RETURNING {}"
-        ).format(_COLS),
-        (
-            uuid7(),
-            ext,
-            _opt(auth_id, "auth_id", 256),
-            _opt(email, "email", 320),
-            _opt(display_name, "display_name", 200),
-            json_object(metadata, field="metadata", max_bytes=ctx.settings.max_metadata_bytes),
-        ),
-        fetch="one",
-        row=User,
-        conflict="auth_id already belongs to another user of this tenant",
+    row = yield _insert(
+        ctx,
+        external_id,
+        auth_id=auth_id,
+        email=email,
+        display_name=display_name,
+        metadata=metadata,
+        upsert=True,
     )
     return row  # type: ignore[no-any-return]
 
@@ -121,22 +149,14 @@ def create(
     metadata: Mapping[str, Any] | None = None,
 ) -> Plan[User]:
     ctx.scope.require_tenant()
-    row = yield Query(
-        sql.SQL(
-            "INSERT INTO llmbase.users (id, external_id, auth_id, email, display_name, metadata)"
-            " VALUES (%s, %s, %s, %s, %s, %s::jsonb) RETURNING {}"
-        ).format(_COLS),
-        (
-            uuid7(),
-            _ext(external_id),
-            _opt(auth_id, "auth_id", 256),
-            _opt(email, "email", 320),
-            _opt(display_name, "display_name", 200),
-            json_object(metadata, field="metadata", max_bytes=ctx.settings.max_metadata_bytes),
-        ),
-        fetch="one",
-        row=User,
-        conflict=f"user {external_id!r} exists",
+    row = yield _insert(
+        ctx,
+        external_id,
+        auth_id=auth_id,
+        email=email,
+        display_name=display_name,
+        metadata=metadata,
+        upsert=False,
     )
     return row  # type: ignore[no-any-return]
 

@@ -4,21 +4,14 @@ tenant and user; the roles' grants and the policies must hold without the SDK.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
-from psycopg import sql
-
-import llmbase
 from _tenancy import (
     Seeded,
     attack,
-    build_seeded,
-    clone,
-    drop_database,
     dump_tenant,
     postgrest_scope,
     qualified,
@@ -28,6 +21,9 @@ from _tenancy import (
     tenant_views,
     visible,
 )
+from psycopg import sql
+
+import llmbase
 
 #: Columns that name a row of each table (for "what can this role see").
 IDS: dict[str, str] = {
@@ -43,60 +39,6 @@ IDS: dict[str, str] = {
     "feedback_summary": "message_id",
     "conversation_feedback": "conversation_id",
 }
-
-
-@pytest.fixture(scope="session")
-def seeded(server_url: str, template_db: str) -> Iterator[tuple[str, Seeded, Seeded]]:
-    """Tenants A and B seeded once (through the SDK) into a template database."""
-    built = build_seeded(server_url, template_db)
-    yield built
-    drop_database(server_url, built[0])
-
-
-@pytest.fixture
-def db_url(server_url: str, seeded: tuple[str, Seeded, Seeded]) -> Iterator[str]:
-    """Overrides conftest's: a fresh clone of the seeded template per test."""
-    with clone(server_url, seeded[0]) as url:
-        yield url
-
-
-@pytest.fixture
-def two(seeded: tuple[str, Seeded, Seeded]) -> tuple[Seeded, Seeded]:
-    return seeded[1], seeded[2]
-
-
-@pytest.fixture(scope="module")
-def shared_url(server_url: str, seeded: tuple[str, Seeded, Seeded]) -> Iterator[str]:
-    """One seeded clone for the tests that commit nothing (every attack is rolled back)."""
-    with clone(server_url, seeded[0]) as url:
-        yield url
-
-
-@pytest.fixture
-def admin(shared_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """Superuser connection to the shared clone (bypasses RLS): the ground truth."""
-    with psycopg.connect(shared_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def raw(shared_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A second connection to the shared clone for scoped raw-SQL attacks (always rolled back)."""
-    with psycopg.connect(shared_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def fresh_admin(db_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """Superuser connection to this test's own clone (the one `client` writes to)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def fresh_raw(db_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        yield conn
 
 
 def jwt(sub: str, tenant: UUID | None = None, *, app_metadata: bool = False) -> dict[str, Any]:
