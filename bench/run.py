@@ -12,10 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import startup
+from bench import analytics, ingest, instrument_overhead, memory, overhead, startup
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-BENCHES = {"startup": startup.run}
+BENCHES = {
+    "startup": startup.run,
+    "instrument_overhead": instrument_overhead.run,
+    "analytics": analytics.run,
+    "ingest": ingest.run,
+    "overhead": overhead.run,
+    "memory": memory.run,
+}
 
 
 def table(rows: list[dict[str, object]]) -> str:

@@ -20,6 +20,7 @@ from .errors import (
     TenantMissing,
     ValidationError,
 )
+from .integrations import instrument
 from .settings import TenantSettings
 from .stores._common import Page
 from .stores.conversations import Conversation, Message
@@ -58,4 +59,5 @@ __all__ = [
     "connect",
     "connect_async",
     "errors",
+    "instrument",
 ]

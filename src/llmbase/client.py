@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from .config import Settings
 from .db import ADMIN, DEFAULT_TENANT, Database, Scope
 from .errors import PermissionDenied
-from .stores import conversations, feedback, keys, settings, tenants, users
+from .stores import conversations, feedback, keys, prices, settings, tenants, users
 from .stores._bind import AsyncStore, Store, aop, op
 from .stores._common import Ctx
 from .stores._plan import Plan, arun, run
+
+if TYPE_CHECKING:
+    from .ingest.api import AsyncRequests, Requests
+    from .reports import AsyncReports, Reports
+    from .runs import Run
 
 __all__ = ["AsyncLLMBase", "LLMBase"]
 
@@ -176,6 +182,15 @@ class Keys(Store):
     authenticate = op(keys.authenticate)
 
 
+class Prices(Store):
+    """The current tenant's model price overrides (USD per million tokens)."""
+
+    set = op(prices.set_)
+    get = op(prices.get)
+    list = op(prices.list_)
+    delete = op(prices.delete)
+
+
 # -- stores (async): the same plans, awaited ----------------------------------------------
 class AsyncConversations(AsyncStore):
     create = aop(conversations.create)
@@ -230,6 +245,13 @@ class AsyncKeys(AsyncStore):
     list = aop(keys.list_)
     revoke = aop(keys.revoke)
     authenticate = aop(keys.authenticate)
+
+
+class AsyncPrices(AsyncStore):
+    set = aop(prices.set_)
+    get = aop(prices.get)
+    list = aop(prices.list_)
+    delete = aop(prices.delete)
 
 
 # -- clients -----------------------------------------------------------------------------
@@ -292,14 +314,48 @@ class LLMBase(_ClientBase):
         return Keys(self._core)
 
     @property
+    def prices(self) -> Prices:
+        """Model price overrides of this tenant; they win over the genai-prices catalog."""
+        return Prices(self._core)
+
+    @property
     def tenants(self) -> Tenants:
         """Tenant management: on the client `connect()` returned, or on `admin()`."""
         return Tenants(self._core.operator())
+
+    # -- request log, runs, reports (modules: ingest/, runs.py, _context.py, reports.py) --
+    @property
+    def requests(self) -> Requests:
+        """The request log: `log()` only enqueues; `flush()`, `stats()`, queries."""
+        from .ingest.api import Requests
+
+        return Requests(self._core)
+
+    def context(self, **ids: Any) -> ContextManager[None]:
+        """Attach ids (user=, conversation=, message=, run=, iteration=, tags=, metadata=) to
+        every call logged inside the block, across threads' and asyncio tasks' contexts."""
+        from ._context import context
+
+        return context(self, **ids)
+
+    def run(self, name: str | None = None, **fields: Any) -> Run:
+        """Start an agent run: `with client.run("answer") as run: with run.iteration(): ...`."""
+        from .runs import Run
+
+        return Run(self, name, **fields)
+
+    @property
+    def reports(self) -> Reports:
+        """Analytics from the maintained rollups (every example query of the seeds)."""
+        from .reports import Reports
+
+        return Reports(self._core)
 
     def close(self) -> None:
         """Close the pool and release the embedded server (when this client opened it)."""
         if self._core.root:
             self._core.db.close()
+            _clear_default(self)
 
     def __enter__(self) -> LLMBase:
         return self
@@ -346,12 +402,39 @@ class AsyncLLMBase(_ClientBase):
         return AsyncKeys(self._core)
 
     @property
+    def prices(self) -> AsyncPrices:
+        return AsyncPrices(self._core)
+
+    @property
     def tenants(self) -> AsyncTenants:
         return AsyncTenants(self._core.operator())
+
+    @property
+    def requests(self) -> AsyncRequests:
+        from .ingest.api import AsyncRequests
+
+        return AsyncRequests(self._core)
+
+    def context(self, **ids: Any) -> ContextManager[None]:
+        from ._context import context
+
+        return context(self, **ids)
+
+    def run(self, name: str | None = None, **fields: Any) -> Run:
+        from .runs import Run
+
+        return Run(self, name, **fields)
+
+    @property
+    def reports(self) -> AsyncReports:
+        from .reports import AsyncReports
+
+        return AsyncReports(self._core)
 
     async def aclose(self) -> None:
         if self._core.root:
             await self._core.db.aclose()
+            _clear_default(self)
 
     async def __aenter__(self) -> AsyncLLMBase:
         return self
@@ -370,6 +453,21 @@ def _open(url: str | None, data_dir: Any, migrate: bool, overrides: dict[str, An
     return _Core(db, DEFAULT_TENANT, None, root=True)
 
 
+def _clear_default(client: LLMBase | AsyncLLMBase) -> None:
+    """A closed client stops being the default `instrument()` target."""
+    from .integrations import get_default_client, set_default_client
+
+    if get_default_client() is client:
+        set_default_client(None)
+
+
+def _set_default(client: LLMBase | AsyncLLMBase) -> None:
+    """The first connected client is the one `llmbase.instrument()` logs through by default."""
+    from .integrations import set_default_client
+
+    set_default_client(client, replace=False)
+
+
 def connect(
     url: str | None = None, *, data_dir: Any = None, migrate: bool = True, **settings: Any
 ) -> LLMBase:
@@ -378,11 +476,15 @@ def connect(
     `migrate=True` brings the schema to head first (safe when several processes start at
     once: migrations serialise on an advisory lock).
     """
-    return LLMBase(_open(url, data_dir, migrate, settings))
+    client = LLMBase(_open(url, data_dir, migrate, settings))
+    _set_default(client)
+    return client
 
 
 def connect_async(
     url: str | None = None, *, data_dir: Any = None, migrate: bool = True, **settings: Any
 ) -> AsyncLLMBase:
     """Like `connect`, returning the async client (the server start and migration run now)."""
-    return AsyncLLMBase(_open(url, data_dir, migrate, settings))
+    client = AsyncLLMBase(_open(url, data_dir, migrate, settings))
+    _set_default(client)
+    return client

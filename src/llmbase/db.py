@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -20,6 +23,9 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from .config import APP_ROLE, Settings
 from .embedded import EmbeddedServer
 from .errors import DatabaseUnavailable, MigrationError, TenantMissing
+
+if TYPE_CHECKING:
+    from .ingest.writer import Writer
 
 __all__ = ["Database", "Scope", "url_with_database"]
 
@@ -75,6 +81,8 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._apool: AsyncConnectionPool | None = None
         self._lock = threading.Lock()
+        self._ingest: Writer | None = None
+        _DATABASES.add(self)
 
     # -- server -----------------------------------------------------------------------
     @property
@@ -167,7 +175,36 @@ class Database:
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
+    # -- the request log's writer -------------------------------------------------------------
+    def ingest(self) -> Writer:
+        """The background writer of the request log (one per Database and process)."""
+        w = self._ingest
+        if w is None:
+            with self._lock:
+                w = self._ingest
+                if w is None:
+                    from .ingest.writer import Writer
+
+                    w = self._ingest = Writer(self.settings, lambda: self.url)
+        return w
+
+    def _close_ingest(self) -> None:
+        with self._lock:
+            w, self._ingest = self._ingest, None
+        if w is not None:
+            w.close(self.settings.ingest_close_timeout)
+
+    def _after_fork(self) -> None:
+        """In a forked child: new pools (the parent's connections stay the parent's)."""
+        for pool in (self._pool, self._apool):
+            if pool is not None:
+                _ABANDONED.append(pool)
+        self._pool = None
+        self._apool = None
+        self._lock = threading.Lock()
+
     def close(self) -> None:
+        self._close_ingest()  # first: it flushes while the server is still up
         with self._lock:
             if self._pool is not None:
                 self._pool.close()
@@ -179,7 +216,24 @@ class Database:
                 self._url = None
 
     async def aclose(self) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self._close_ingest)
         if self._apool is not None:
             await self._apool.close()
             self._apool = None
         self.close()
+
+
+#: Pools inherited across fork, kept referenced so the child never closes the parent's
+#: connections (closing would end the parent's sessions).
+_ABANDONED: list[Any] = []
+_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_DATABASES):
+        db._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

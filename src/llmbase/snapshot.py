@@ -151,6 +151,9 @@ def dump_schema(url: str) -> str:
         f"--schema={SCHEMA}",
         "--no-owner",
         f"--exclude-table-data={SCHEMA}.{VERSION_TABLE}",
+        # Daily partitions of the request log come and go with the calendar; the parent's
+        # definition (and the function that creates them) is the schema.
+        f"--exclude-table={SCHEMA}.requests_p*",
         "--dbname",
         make_conninfo("", **params),
     ]
@@ -165,7 +168,7 @@ def dump_schema(url: str) -> str:
 _TABLES = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')
+ WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
  ORDER BY c.relname
 """
 
@@ -174,7 +177,7 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
   FROM pg_attribute a
   JOIN pg_class c ON c.oid = a.attrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = %(schema)s AND c.relkind = ANY(%(kinds)s)
+ WHERE n.nspname = %(schema)s AND c.relkind = ANY(%(kinds)s) AND NOT c.relispartition
    AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY c.relname, a.attnum
 """
@@ -185,7 +188,7 @@ SELECT c.relname, k.conname, pg_get_constraintdef(k.oid)
   FROM pg_constraint k
   JOIN pg_class c ON c.oid = k.conrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = %(schema)s AND k.contype <> 'n'
+ WHERE n.nspname = %(schema)s AND k.contype <> 'n' AND NOT c.relispartition
  ORDER BY c.relname, k.conname
 """
 
@@ -195,7 +198,7 @@ SELECT t.relname, i.relname, pg_get_indexdef(x.indexrelid)
   JOIN pg_class i ON i.oid = x.indexrelid
   JOIN pg_class t ON t.oid = x.indrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
- WHERE n.nspname = %(schema)s
+ WHERE n.nspname = %(schema)s AND NOT t.relispartition
  ORDER BY t.relname, i.relname
 """
 
@@ -213,7 +216,7 @@ SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled <> 'D'
   FROM pg_trigger t
   JOIN pg_class c ON c.oid = t.tgrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = %(schema)s AND NOT t.tgisinternal
+ WHERE n.nspname = %(schema)s AND NOT t.tgisinternal AND NOT c.relispartition
  ORDER BY c.relname, t.tgname
 """
 

@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
@@ -18,6 +19,7 @@ from psycopg import errors as pgerr
 from psycopg import sql
 
 import llmbase
+from llmbase.ingest.api import enqueue
 
 #: Every tenant table the seeding below knows how to populate, with its tenant column.
 #: A new tenant table must be added here (and to `seed_tenant`), or the matrix fails.
@@ -32,6 +34,15 @@ KNOWN_TABLES: dict[str, str] = {
     "messages": "tenant_id",
     "feedback": "tenant_id",
     "feedback_summary": "tenant_id",
+    # 0003: the request log and what the writer maintains with it (partitions of requests
+    # are part of requests: `tenant_tables` leaves them out)
+    "requests": "tenant_id",
+    "request_rollups": "tenant_id",
+    "runs": "tenant_id",
+    "run_iterations": "tenant_id",
+    "run_tool_calls": "tenant_id",
+    "model_prices": "tenant_id",
+    "ingest_dead_letters": "tenant_id",
 }
 
 Conn = psycopg.Connection[Any]
@@ -119,6 +130,31 @@ def seed_tenant(client: llmbase.LLMBase, slug: str) -> Seeded:
     key = tc.keys.create(f"{slug} key", scopes=["read", "write"], user_id=u1.id)
     tc.settings.put({"default_model": f"model-{slug}", "custom": {"secret": slug}})
     c1.users.set_preferences({"theme": slug})
+    tc.prices.set(f"model-{slug}", input_per_mtok=1, output_per_mtok=2)
+    # The request log through its write path: each user's calls and runs, a tenant-wide call,
+    # and a record the writer can never store (it lands in ingest_dead_letters).
+    c1.requests.log(
+        model=f"model-{slug}",
+        tokens_prompt=10,
+        tokens_completion=5,
+        latency_ms=12.0,
+        request_body={"secret": slug},
+    )
+    c2.requests.log(model=f"model-{slug}", latency_ms=30.0, conversation_id=conv2.id)
+    tc.requests.log(model=f"model-{slug}", status="error", error_message=f"{slug} failed")
+    now = datetime.now(UTC)
+    for c in (c1, c2):
+        run = uuid.uuid4()
+        enqueue(c, "run", {"id": run, "name": f"{slug} run", "status": "running", "started_at": now})
+        enqueue(c, "iteration", {"run_id": run, "iteration": 1, "api_ms": 5.0, "started_at": now})
+        enqueue(c, "tool_call", {"run_id": run, "iteration": 1, "name": "search", "duration_ms": 2.0})
+        enqueue(
+            c,
+            "run",
+            {"id": run, "status": "success", "ended_at": now, "total_ms": 10.0, "iteration_count": 1},
+        )
+    enqueue(tc, "run", {"name": f"{slug} run without an id"})
+    assert client.requests.flush(60), client.requests.stats()
     return Seeded(
         tenant=t.id,
         slug=slug,

@@ -38,6 +38,13 @@ IDS: dict[str, str] = {
     "feedback": "id",
     "feedback_summary": "message_id",
     "conversation_feedback": "conversation_id",
+    "requests": "id",
+    "request_rollups": "user_id",
+    "runs": "id",
+    "run_iterations": "run_id",
+    "run_tool_calls": "id",
+    "model_prices": "model",
+    "ingest_dead_letters": "id",
 }
 
 
@@ -64,6 +71,7 @@ def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[
         return {r[0] for r in admin.execute(q, params).fetchall()}
 
     convs = {s.conv1, s.shared}
+    runs = ids("SELECT id FROM llmbase.runs WHERE tenant_id = %s AND user_id = %s", s.tenant, s.u1)
     return {
         "tenants": {s.tenant},
         "users": {s.u1},
@@ -81,6 +89,17 @@ def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[
             "SELECT conversation_id FROM llmbase.feedback_summary WHERE conversation_id = ANY(%s)",
             list(convs),
         ),
+        # The request log: a user reads their own calls, rollups and runs; no grant on
+        # price overrides and dead letters (tenant-wide, backend matters).
+        "requests": ids(
+            "SELECT id FROM llmbase.requests WHERE tenant_id = %s AND user_id = %s", s.tenant, s.u1
+        ),
+        "request_rollups": {s.u1},
+        "runs": runs,
+        "run_iterations": runs,
+        "run_tool_calls": ids("SELECT id FROM llmbase.run_tool_calls WHERE run_id = ANY(%s)", list(runs)),
+        "model_prices": None,
+        "ingest_dead_letters": None,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, db, migrate, seed, types, up
+from . import admin, archive, db, migrate, report, seed, types, up
 
 app = typer.Typer(
     name="llmbase",
@@ -19,6 +19,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(migrate.app, name="migrate")
 app.command("types")(types.types)
 admin.register(app)
+app.add_typer(report.app, name="report")
+app.add_typer(archive.app, name="archive")
 
 
 def main() -> None:

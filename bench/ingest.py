@@ -1,0 +1,170 @@
+"""Benchmark: request-log ingestion, records/s persisted into the embedded server.
+
+Side by side in one run, on the same table, indexes and ~1 KB records:
+
+- sdk: `client.requests.log()` for every record, then `flush()`; measured from the first
+  log() to flush() returning (everything committed, rollups and profiles included). The
+  producer outruns any writer, so the queue is sized to hold the run (ingest_queue_max).
+- raw COPY: the same rows, already normalised and serialised, binary COPY into
+  llmbase.requests in batches of 5,000 per transaction: the limit.
+- INSERT per call: one autocommit INSERT per record, what the seeds do (fewer records).
+
+Each is run `repeats` times, alternating, after a TRUNCATE; the median is reported.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
+import llmbase
+from bench._ingest_common import record, server, truncate
+from llmbase.ingest.records import REQUEST_COLUMNS, Normaliser
+
+TENANT = UUID(int=1)
+COLS = [c for c, _ in REQUEST_COLUMNS]
+
+
+class _Marker:
+    pass
+
+
+class _JsonbText(Dumper):
+    format = Format.BINARY
+    oid = psycopg.postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + str(obj).encode()
+
+
+def _rows(payloads: list[dict[str, Any]]) -> list[list[Any]]:
+    n = Normaliser(body_max_bytes=256 * 1024, metadata_max_bytes=256 * 1024, scrub=True)
+    out = []
+    for p in payloads:
+        row = n.request(TENANT, dict(p)).row
+        out.append([TENANT, *[row.get(c) for c in COLS[1:]]])
+    return out
+
+
+def raw_copy(url: str, rows: list[list[Any]]) -> float:
+    stmt = sql.SQL("COPY llmbase.requests ({}) FROM STDIN WITH (FORMAT BINARY)").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLS))
+    )
+    with psycopg.connect(url) as conn:
+        conn.adapters.register_dumper(_Marker, _JsonbText)
+        conn.execute("SELECT llmbase.ensure_request_partitions(current_date - 1, current_date + 1)")
+        conn.commit()
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), 5000):
+            with conn.cursor() as cur, cur.copy(stmt) as cp:
+                cp.set_types([t for _, t in REQUEST_COLUMNS])
+                for row in rows[i : i + 5000]:
+                    cp.write_row(row)
+            conn.commit()
+        return time.perf_counter() - t0
+
+
+def insert_per_call(url: str, rows: list[list[Any]]) -> float:
+    stmt = sql.SQL("INSERT INTO llmbase.requests ({}) VALUES ({})").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLS)),
+        sql.SQL(", ").join(
+            sql.SQL("%s::jsonb") if t == "jsonb" else sql.Placeholder() for _, t in REQUEST_COLUMNS
+        ),
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        for row in rows:
+            conn.execute(stmt, row)
+        return time.perf_counter() - t0
+
+
+def sdk(url: str, tmp: Path, payloads: list[dict[str, Any]], redact: bool = True) -> tuple[float, float]:
+    client = llmbase.connect(
+        url,
+        migrate=False,
+        ingest_spool_dir=tmp / "spool",
+        ingest_queue_max=len(payloads) + 10,
+        redact_secrets=redact,
+    )
+    try:
+        req = client.requests
+        req.log(model="warm-up")
+        req.flush(60)
+        batch = [dict(p) for p in payloads]
+        t0 = time.perf_counter()
+        for p in batch:
+            req.log(**p)
+        logged = time.perf_counter() - t0
+        assert req.flush(600), req.stats()
+        total = time.perf_counter() - t0
+        st = req.stats()
+        assert (st["dropped"], st["spooled"], st["errors"]) == (0, 0, 0), st
+    finally:
+        client.close()
+    return total, logged
+
+
+def run(n: int = 100_000, n_insert: int = 5_000, repeats: int = 3) -> list[dict[str, object]]:
+    rng = random.Random(42)
+    payloads = [record(rng, i) for i in range(n)]
+    rows = _rows(payloads)
+    size = sum(
+        len(str(r[COLS.index("request_body")])) + len(str(r[COLS.index("response_body")])) for r in rows
+    )
+    times: dict[str, list[float]] = {"sdk": [], "raw": [], "insert": [], "log": [], "plain": []}
+    with server() as (url, tmp):
+        for _ in range(repeats):
+            truncate(url)
+            times["raw"].append(raw_copy(url, rows))
+            truncate(url)
+            total, logged = sdk(url, tmp, payloads)
+            times["sdk"].append(total)
+            times["log"].append(logged)
+            truncate(url)
+            times["plain"].append(sdk(url, tmp, payloads, redact=False)[0])
+            truncate(url)
+            times["insert"].append(insert_per_call(url, rows[:n_insert]))
+        truncate(url)
+    raw_rate = n / statistics.median(times["raw"])
+
+    def row(name: str, count: int, key: str, note: str) -> dict[str, object]:
+        secs = statistics.median(times[key])
+        rate = count / secs
+        return {
+            "method": name,
+            "records": count,
+            "median_s": round(secs, 2),
+            "records_per_s": f"{rate:,.0f}",
+            "vs_raw_copy": f"{100 * rate / raw_rate:.0f}%",
+            "note": note,
+        }
+
+    avg = size / n + 300
+    return [
+        row(
+            "SDK: log() + flush()",
+            n,
+            "sdk",
+            f"COPY + rollups + profiles, {repeats} runs; log() loop alone {n / statistics.median(times['log']):,.0f}/s",
+        ),
+        row("SDK, built-in redaction off", n, "plain", "redact_secrets=False"),
+        row("raw binary COPY (the limit)", n, "raw", "prepared rows, 5,000 per transaction"),
+        row("one autocommit INSERT per call", n_insert, "insert", "what the seeds do"),
+        {
+            "method": "record size",
+            "records": n,
+            "median_s": "",
+            "records_per_s": "",
+            "vs_raw_copy": "",
+            "note": f"~{avg:,.0f} bytes per row (bodies {size / n:,.0f} B), 5 secondary indexes",
+        },
+    ]
