@@ -44,3 +44,19 @@ def test_readme_commands_exist() -> None:
         assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.M), target
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_request_log_example_runs(db_url: str) -> None:
+    code = _python_blocks()[1]
+    assert "requests.log" in code
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"LLMBASE_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    expected = re.search(r"print\(row\.external_id.*# (.*)$", code, flags=re.M)
+    assert expected is not None
+    assert out.stdout.strip().splitlines() == [expected.group(1)]
