@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from .client import LLMBase, connect
 from .errors import ConflictError
@@ -82,6 +83,7 @@ class SeedResult:
     conversations: int
     messages: int
     feedback: int
+    requests: int = 0
     skipped: bool = False
 
     def summary(self) -> str:
@@ -89,8 +91,12 @@ class SeedResult:
             return "database already has data; demo data not loaded"
         return (
             f"{self.tenants} tenants, {self.users} users, {self.conversations} conversations, "
-            f"{self.messages} messages, {self.feedback} ratings"
+            f"{self.messages} messages, {self.feedback} ratings, {self.requests} logged calls"
         )
+
+
+def _provider(model: str) -> str:
+    return "anthropic" if model.startswith("claude") else "openai"
 
 
 def _has_data(client: LLMBase) -> bool:
@@ -113,7 +119,7 @@ def seed_demo(
     try:
         if only_if_empty and _has_data(db):
             return SeedResult(0, 0, 0, 0, 0, skipped=True)
-        n_t = n_u = n_c = n_m = n_f = 0
+        n_t = n_u = n_c = n_m = n_f = n_r = 0
         for slug, name, model, prompt in TENANTS:
             try:
                 db.tenants.create(slug, name=name, metadata={"demo": True})
@@ -156,6 +162,21 @@ def seed_demo(
                             provider_response_ms=int(latency * 0.9),
                         )
                         n_m += 3 if turn == 0 else 2
+                        # the model call behind the reply, spread over the last two weeks
+                        user.requests.log(
+                            request_type="chat",
+                            provider=_provider(model),
+                            model=model,
+                            conversation_id=conv.id,
+                            message_id=reply.id,
+                            tokens_prompt=rng.randint(200, 2000),
+                            tokens_completion=reply.token_count,
+                            latency_ms=float(latency),
+                            ttft_ms=float(rng.randint(150, 900)),
+                            status="success" if rng.random() > 0.04 else "rate_limited",
+                            created_at=datetime.now(UTC) - timedelta(minutes=rng.randint(0, 14 * 24 * 60)),
+                        )
+                        n_r += 1
                         if rng.random() < 0.6:
                             user.feedback.rate(
                                 reply.id,
@@ -165,7 +186,8 @@ def seed_demo(
                             n_f += 1
                     if rng.random() < 0.5:
                         user.conversations.complete(conv.id, total_iterations=rng.randint(1, 6))
-        return SeedResult(n_t, n_u, n_c, n_m, n_f)
+        db.requests.flush(timeout=30)
+        return SeedResult(n_t, n_u, n_c, n_m, n_f, requests=n_r)
     finally:
         if own:
             db.close()
