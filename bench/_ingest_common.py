@@ -72,7 +72,7 @@ def record(rng: random.Random, i: int) -> dict[str, Any]:
 
 def truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE llmbase.requests, llmbase.request_rollups")
+        conn.execute("TRUNCATE llmbase.requests, llmbase.request_rollups, llmbase.request_rollups_tenant")
         conn.execute("UPDATE llmbase.user_profiles SET request_count = 0")
         conn.execute("CHECKPOINT")
 

@@ -46,7 +46,8 @@ def server(dedicated: Server) -> Server:
         restart(srv, url)
     with superuser(url) as conn:
         conn.execute(
-            "TRUNCATE llmbase.requests, llmbase.request_rollups, llmbase.ingest_dead_letters,"
+            "TRUNCATE llmbase.requests, llmbase.request_rollups, llmbase.request_rollups_tenant,"
+            " llmbase.ingest_dead_letters,"
             " llmbase.runs CASCADE"
         )
         conn.execute(

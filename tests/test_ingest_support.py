@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -42,6 +42,31 @@ SELECT tenant_id, grain, bucket_start, user_id, model, provider, request_type,
 """
 
 
+# The tenant level: the same figures without the user.
+_RAW_TENANT_GROUPS = """
+SELECT tenant_id, g.grain,
+       date_trunc(g.grain, created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket_start,
+       coalesce(model, ''), coalesce(provider, ''), request_type,
+       count(*), count(*) FILTER (WHERE status <> 'success'),
+       coalesce(sum(tokens_prompt), 0), coalesce(sum(tokens_completion), 0), coalesce(sum(tokens_total), 0),
+       coalesce(sum(tokens_cached), 0), coalesce(sum(tokens_reasoning), 0),
+       coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_unknown), count(*) FILTER (WHERE cache_hit),
+       coalesce(sum(cost_saved_usd), 0),
+       count(latency_ms), coalesce(sum(latency_ms), 0), coalesce(max(latency_ms), 0),
+       coalesce(array_agg(latency_ms) FILTER (WHERE latency_ms IS NOT NULL), '{}'),
+       count(ttft_ms), coalesce(sum(ttft_ms), 0)
+  FROM llmbase.requests CROSS JOIN (VALUES ('hour'), ('day')) AS g(grain)
+ GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_TENANT_ROLLUPS = """
+SELECT tenant_id, grain, bucket_start, model, provider, request_type,
+       requests, errors, tokens_prompt, tokens_completion, tokens_total, tokens_cached, tokens_reasoning,
+       cost_usd, cost_unknown, cache_hits, cost_saved_usd,
+       latency_count, latency_sum_ms, latency_max_ms, latency_hist, ttft_count, ttft_sum_ms
+  FROM llmbase.request_rollups_tenant
+"""
+
+
 def _close(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6)
@@ -49,16 +74,26 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def rollup_mismatches(conn: psycopg.Connection[Any]) -> list[str]:
-    """Every difference between request_rollups and the same figures grouped from raw rows."""
+    """Every difference between request_rollups (and request_rollups_tenant, its level
+    without the user) and the same figures grouped from raw rows."""
+    return [
+        *_mismatches(conn, _RAW_GROUPS, _ROLLUPS, 7, "rollup"),
+        *_mismatches(conn, _RAW_TENANT_GROUPS, _TENANT_ROLLUPS, 6, "tenant rollup"),
+    ]
+
+
+def _mismatches(
+    conn: psycopg.Connection[Any], raw_sql: LiteralString, got_sql: LiteralString, nkey: int, what: str
+) -> list[str]:
     raw: dict[tuple[Any, ...], list[Any]] = {}
-    for r in conn.execute(_RAW_GROUPS, {"zero": ZERO}).fetchall():
-        vals = list(r[7:])
+    for r in conn.execute(raw_sql, {"zero": ZERO}).fetchall():
+        vals = list(r[nkey:])
         lat = vals.pop(14)
         vals.insert(14, histogram.from_values(lat))
-        raw[tuple(r[:7])] = vals
-    got = {tuple(r[:7]): list(r[7:]) for r in conn.execute(_ROLLUPS).fetchall()}
-    out = [f"missing rollup {k}" for k in raw.keys() - got.keys()]
-    out += [f"rollup without rows {k}" for k in got.keys() - raw.keys()]
+        raw[tuple(r[:nkey])] = vals
+    got = {tuple(r[:nkey]): list(r[nkey:]) for r in conn.execute(got_sql).fetchall()}
+    out = [f"missing {what} {k}" for k in raw.keys() - got.keys()]
+    out += [f"{what} without rows {k}" for k in got.keys() - raw.keys()]
     names = [
         "requests",
         "errors",
@@ -81,7 +116,7 @@ def rollup_mismatches(conn: psycopg.Connection[Any]) -> list[str]:
     for k in raw.keys() & got.keys():
         for name, a, b in zip(names, raw[k], got[k], strict=True):
             if not _close(a, b):
-                out.append(f"{k}: {name} raw={a} rollup={b}")
+                out.append(f"{k}: {name} raw={a} {what}={b}")
     return out
 
 

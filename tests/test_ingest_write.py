@@ -67,7 +67,17 @@ def test_rollups_and_profiles_equal_a_group_by_over_raw_rows(client: llmbase.LLM
         grains = conn.execute(
             "SELECT grain, sum(requests) FROM llmbase.request_rollups GROUP BY 1"
         ).fetchall()
+        tenant_grains = conn.execute(
+            "SELECT grain, sum(requests), count(*) FROM llmbase.request_rollups_tenant GROUP BY 1"
+        ).fetchall()
+        keys = conn.execute(
+            "SELECT count(DISTINCT (grain, bucket_start, model, provider, request_type))"
+            " FROM llmbase.request_rollups"
+        ).fetchone()
     assert dict(grains) == {"hour": 3000, "day": 3000}
+    # The tenant level (checked row by row by rollup_mismatches): one row per key without the user.
+    assert {g: n for g, n, _ in tenant_grains} == {"hour": 3000, "day": 3000}
+    assert keys is not None and sum(rows for _, _, rows in tenant_grains) == keys[0]
 
 
 def test_users_by_external_id_and_tenants_by_slug(client: llmbase.LLMBase, db_url: str) -> None:

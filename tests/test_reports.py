@@ -34,6 +34,7 @@ from llmbase.errors import NotFound, PermissionDenied, TenantMissing, Validation
 from llmbase.reports import Latency, parse_when
 from llmbase.reports.quality import dense_histogram
 from llmbase.rollups import rebuild_rollups
+from test_ingest_support import rollup_mismatches
 
 NOW = datetime.now(UTC)
 TODAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -241,10 +242,18 @@ def test_rebuild_histograms_match_python_and_are_idempotent(loaded: Loaded, db_u
     assert any(r[9] == [] for r in hour_rows)  # keys whose calls all lack a latency are kept
     day_total = sum(r[7] for r in before if r[1] == "day")
     assert day_total == len(loaded.rows)
+    with psycopg.connect(db_url) as conn:
+        # both levels (per user and request_rollups_tenant) equal a GROUP BY over raw rows
+        assert rollup_mismatches(conn) == []
+        tq = "SELECT * FROM llmbase.request_rollups_tenant ORDER BY 1, 2, 3, 4, 5, 6"
+        tenant_before = conn.execute(tq).fetchall()
+    assert sum(r[6] for r in tenant_before if r[1] == "day") == len(loaded.rows)
     rebuild_rollups(db_url, loaded.start, loaded.end)
     with psycopg.connect(db_url) as conn:
         conn.execute("SELECT set_config('llmbase.admin', 'on', false)")
         assert conn.execute(q).fetchall() == before
+        assert conn.execute(tq).fetchall() == tenant_before
+        assert rollup_mismatches(conn) == []
 
 
 def test_rebuild_equals_what_the_writer_maintains(client: llmbase.LLMBase, db_url: str) -> None:
@@ -259,34 +268,72 @@ def test_rebuild_equals_what_the_writer_maintains(client: llmbase.LLMBase, db_ur
         }
         client.requests.log(**fields)
     assert client.requests.flush(timeout=60)
-    q = (
+    queries = (
         "SELECT * FROM llmbase.request_rollups"
-        " ORDER BY tenant_id, grain, bucket_start, user_id, model, provider, request_type"
+        " ORDER BY tenant_id, grain, bucket_start, user_id, model, provider, request_type",
+        "SELECT * FROM llmbase.request_rollups_tenant"
+        " ORDER BY tenant_id, grain, bucket_start, model, provider, request_type",
     )
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
-        written = conn.execute(q).fetchall()
-    assert sum(r["requests"] for r in written) == 2 * len(rows)  # both grains
+        written = [conn.execute(q).fetchall() for q in queries]
+    for level in written:
+        assert sum(r["requests"] for r in level) == 2 * len(rows)  # both grains
     rebuild_rollups(db_url, NOW - timedelta(hours=30), NOW)
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
-        rebuilt = conn.execute(q).fetchall()
-    assert len(rebuilt) == len(written)
-    for a, b in zip(rebuilt, written, strict=True):
-        for col in a:
-            if col.endswith("_sum_ms"):  # float sums in another order
-                assert math.isclose(a[col], b[col], rel_tol=1e-9), col
-            else:
-                assert a[col] == b[col], col
+        rebuilt = [conn.execute(q).fetchall() for q in queries]
+    with psycopg.connect(db_url) as conn:
+        assert rollup_mismatches(conn) == []
+    for new, old in zip(rebuilt, written, strict=True):
+        assert len(new) == len(old)
+        for a, b in zip(new, old, strict=True):
+            for col in a:
+                if col.endswith("_sum_ms"):  # float sums in another order
+                    assert math.isclose(a[col], b[col], rel_tol=1e-9), col
+                else:
+                    assert a[col] == b[col], col
 
 
 def test_rebuild_for_one_tenant_leaves_the_others(loaded: Loaded, db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         conn.execute("DELETE FROM llmbase.request_rollups WHERE tenant_id = %s", (DEFAULT_TENANT,))
+        conn.execute("DELETE FROM llmbase.request_rollups_tenant WHERE tenant_id = %s", (DEFAULT_TENANT,))
         r = rebuild_rollups(conn, loaded.start, loaded.end, tenant=loaded.acme)
         conn.commit()
         assert r.tenant_id == loaded.acme
         assert r.requests == len(pick(loaded.rows, tenant=loaded.acme))
         tenants = conn.execute("SELECT DISTINCT tenant_id FROM llmbase.request_rollups").fetchall()
+        per_tenant = conn.execute(
+            "SELECT tenant_id, sum(requests) FROM llmbase.request_rollups_tenant"
+            " WHERE grain = 'day' GROUP BY 1"
+        ).fetchall()
     assert tenants == [(loaded.acme,)]
+    assert per_tenant == [(loaded.acme, len(pick(loaded.rows, tenant=loaded.acme)))]
+
+
+def test_reports_read_the_tenant_level_only_without_a_user(
+    client: llmbase.LLMBase, loaded: Loaded, db_url: str
+) -> None:
+    """Tenant-wide and operator reports without a user filter read request_rollups_tenant;
+    a user filter or a user scope reads request_rollups (a user scope sees none of the
+    tenant level). Emptying one level shows which one a report reads."""
+    alice = loaded.users["alice"]
+    raw = pick(loaded.rows, tenant=DEFAULT_TENANT)
+    assert sum(r.requests for r in client.reports.error_rate()) == len(raw)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("DELETE FROM llmbase.request_rollups_tenant")
+    assert client.reports.error_rate() == []
+    assert client.reports.latency() == []
+    assert client.admin().reports.latency() == []
+    mine = pick(raw, user_id=alice)
+    assert sum(r.requests for r in client.reports.error_rate(user="alice")) == len(mine)
+    assert sum(r.requests for r in client.user(alice).reports.latency()) == len(mine)
+    assert sum(r.requests for r in client.reports.daily()) == len(raw)  # counts active users
+    rebuild_rollups(db_url, loaded.start, loaded.end)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("DELETE FROM llmbase.request_rollups")
+    assert sum(r.requests for r in client.reports.latency()) == len(raw)
+    assert client.reports.error_rate(user="alice") == []
+    assert client.user(alice).reports.error_rate() == []
 
 
 # -- usage -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Operator tool: recompute llmbase.request_rollups from the raw request log.
+"""Operator tool: recompute llmbase.request_rollups (and its tenant level,
+llmbase.request_rollups_tenant) from the raw request log.
 
 The background writer keeps the rollups current with every batch; this rebuilds them for a
 time range after a manual import (rows COPYed straight into llmbase.requests), a repair, or
@@ -13,7 +14,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
@@ -96,20 +97,38 @@ _DAY_COUNTERS = (
     " FROM rb_hour GROUP BY 1, 2, 3, 4, 5, 6"
 )
 
-_DELETE = sql.SQL(
-    "DELETE FROM llmbase.request_rollups WHERE bucket_start >= %s AND bucket_start < %s{tenant}"
+# 3b. The tenant level (llmbase.request_rollups_tenant): the per-user tables summed over users.
+_TENANT_BUCKETS = sql.SQL(
+    "CREATE TEMP TABLE {out} ON COMMIT DROP AS"
+    " SELECT tenant_id, bucket_start, model, provider, request_type, b, sum(c)::bigint AS c"
+    " FROM {src} GROUP BY 1, 2, 3, 4, 5, 6"
 )
+_TENANT_COUNTERS = sql.SQL(
+    "CREATE TEMP TABLE {out} ON COMMIT DROP AS"
+    " SELECT tenant_id, bucket_start, model, provider, request_type,"
+    " sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,"
+    " sum(tokens_prompt)::bigint AS tokens_prompt, sum(tokens_completion)::bigint AS tokens_completion,"
+    " sum(tokens_total)::bigint AS tokens_total, sum(tokens_cached)::bigint AS tokens_cached,"
+    " sum(tokens_reasoning)::bigint AS tokens_reasoning, sum(cost_usd) AS cost_usd,"
+    " sum(cost_unknown)::bigint AS cost_unknown, sum(cache_hits)::bigint AS cache_hits,"
+    " sum(cost_saved_usd) AS cost_saved_usd, sum(latency_count)::bigint AS latency_count,"
+    " sum(latency_sum_ms) AS latency_sum_ms, max(latency_max_ms) AS latency_max_ms,"
+    " sum(ttft_count)::bigint AS ttft_count, sum(ttft_sum_ms) AS ttft_sum_ms"
+    " FROM {src} GROUP BY 1, 2, 3, 4, 5"
+)
+
+_DELETE = sql.SQL("DELETE FROM {table} WHERE bucket_start >= %s AND bucket_start < %s{tenant}")
 
 # 4. Insert one grain: the counters, and the histogram as a dense bigint[] (index i + 1
 #    holds bucket i; trailing zeros trimmed, like llmbase.histogram.from_values; '{}' for
 #    keys whose calls have no latency).
 _INSERT = sql.SQL(
-    "INSERT INTO llmbase.request_rollups (grain, tenant_id, bucket_start, user_id, model, provider,"
+    "INSERT INTO {table} (grain, tenant_id, bucket_start, {user}model, provider,"
     " request_type, requests, errors, tokens_prompt,"
     " tokens_completion, tokens_total, tokens_cached, tokens_reasoning, cost_usd, cost_unknown,"
     " cache_hits, cost_saved_usd, latency_count, latency_sum_ms, latency_max_ms, latency_hist,"
     " ttft_count, ttft_sum_ms)"
-    " SELECT %s, k.tenant_id, k.bucket_start, k.user_id, k.model, k.provider, k.request_type,"
+    " SELECT %s, k.tenant_id, k.bucket_start, {kuser}k.model, k.provider, k.request_type,"
     " k.requests, k.errors, k.tokens_prompt, k.tokens_completion, k.tokens_total, k.tokens_cached,"
     " k.tokens_reasoning, k.cost_usd, k.cost_unknown, k.cache_hits, k.cost_saved_usd,"
     " k.latency_count, k.latency_sum_ms, k.latency_max_ms,"
@@ -117,11 +136,16 @@ _INSERT = sql.SQL(
     "    FROM generate_series(0, h.top) AS g(i)), '{{}}'),"
     " k.ttft_count, k.ttft_sum_ms"
     " FROM {counters} AS k LEFT JOIN ("
-    "   SELECT tenant_id, bucket_start, user_id, model, provider, request_type,"
+    "   SELECT tenant_id, bucket_start, {user}model, provider, request_type,"
     "   array_agg(b) AS bs, array_agg(c) AS cs, max(b) AS top"
-    "   FROM {hist} GROUP BY 1, 2, 3, 4, 5, 6) AS h"
-    " USING (tenant_id, bucket_start, user_id, model, provider, request_type)"
+    "   FROM {hist} GROUP BY tenant_id, bucket_start, {user}model, provider, request_type) AS h"
+    " USING (tenant_id, bucket_start, {user}model, provider, request_type)"
 )
+_PER_USER = sql.Identifier("llmbase", "request_rollups")
+_PER_TENANT = sql.Identifier("llmbase", "request_rollups_tenant")
+
+
+_TEMPS: LiteralString = "rb_hist, rb_hour, rb_dhist, rb_day, rb_thist, rb_thour, rb_tdhist, rb_tday"
 
 
 @dataclass(frozen=True)
@@ -151,8 +175,9 @@ def rebuild_rollups(
     until: When,
     tenant: UUID | None = None,
 ) -> RebuildResult:
-    """Recompute the hour and day rollups of [since, until) (widened to whole UTC days)
-    from llmbase.requests, for one tenant or all, in one transaction.
+    """Recompute the hour and day rollups of [since, until) (widened to whole UTC days),
+    per user and per tenant, from llmbase.requests, for one tenant or all, in one
+    transaction. The counts returned are those of the per-user table.
 
     Connect as the schema owner (operator scope). The rollups table is locked against
     concurrent writers for the duration (SHARE ROW EXCLUSIVE: readers go on), so a batch
@@ -173,22 +198,40 @@ def rebuild_rollups(
     with _connection(url_or_conn) as conn, conn.transaction():
         conn.execute("SELECT set_config('llmbase.admin', 'on', true)")
         conn.execute("SET LOCAL work_mem = '256MB'")
-        conn.execute("LOCK TABLE llmbase.request_rollups IN SHARE ROW EXCLUSIVE MODE")
+        conn.execute(
+            "LOCK TABLE llmbase.request_rollups, llmbase.request_rollups_tenant IN SHARE ROW EXCLUSIVE MODE"
+        )
         conn.execute(_HOUR_BUCKETS.format(bucket=_BUCKET, tenant=tenant_sql), rng)
         conn.execute(_HOUR_COUNTERS.format(tenant=tenant_sql), rng)
         conn.execute(_DAY_BUCKETS)
         conn.execute(_DAY_COUNTERS)
-        conn.execute("ANALYZE rb_hist, rb_hour, rb_dhist, rb_day")
-        conn.execute(_DELETE.format(tenant=tenant_sql), rng)
-        cur = conn.execute(
-            _INSERT.format(counters=sql.Identifier("rb_hour"), hist=sql.Identifier("rb_hist")), ("hour",)
-        )
-        hours = cur.rowcount
-        cur = conn.execute(
-            _INSERT.format(counters=sql.Identifier("rb_day"), hist=sql.Identifier("rb_dhist")), ("day",)
-        )
-        days = cur.rowcount
+        for out, src in (("rb_thist", "rb_hist"), ("rb_tdhist", "rb_dhist")):
+            conn.execute(_TENANT_BUCKETS.format(out=sql.Identifier(out), src=sql.Identifier(src)))
+        for out, src in (("rb_thour", "rb_hour"), ("rb_tday", "rb_day")):
+            conn.execute(_TENANT_COUNTERS.format(out=sql.Identifier(out), src=sql.Identifier(src)))
+        conn.execute("ANALYZE " + _TEMPS)
+        hours = days = 0
+        for table, user, temps in (
+            (_PER_USER, True, (("hour", "rb_hour", "rb_hist"), ("day", "rb_day", "rb_dhist"))),
+            (_PER_TENANT, False, (("hour", "rb_thour", "rb_thist"), ("day", "rb_tday", "rb_tdhist"))),
+        ):
+            conn.execute(_DELETE.format(table=table, tenant=tenant_sql), rng)
+            for grain, counters, hist in temps:
+                cur = conn.execute(
+                    _INSERT.format(
+                        table=table,
+                        user=sql.SQL("user_id, " if user else ""),
+                        kuser=sql.SQL("k.user_id, " if user else ""),
+                        counters=sql.Identifier(counters),
+                        hist=sql.Identifier(hist),
+                    ),
+                    (grain,),
+                )
+                if user and grain == "hour":
+                    hours = cur.rowcount
+                elif user:
+                    days = cur.rowcount
         row = conn.execute("SELECT coalesce(sum(requests), 0)::bigint FROM rb_day").fetchone()
         total = int(row[0]) if row else 0
-        conn.execute("DROP TABLE rb_hist, rb_hour, rb_dhist, rb_day")
+        conn.execute("DROP TABLE " + _TEMPS)
     return RebuildResult(lo, hi, tenant, total, hours, days)

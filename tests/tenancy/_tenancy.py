@@ -38,6 +38,7 @@ KNOWN_TABLES: dict[str, str] = {
     # are part of requests: `tenant_tables` leaves them out)
     "requests": "tenant_id",
     "request_rollups": "tenant_id",
+    "request_rollups_tenant": "tenant_id",  # tenant-wide scope only (no user column)
     "runs": "tenant_id",
     "run_iterations": "tenant_id",
     "run_tool_calls": "tenant_id",

@@ -58,6 +58,18 @@ def test_matrix_detects_leaks(
     assert dump_tenant(admin, b.tenant, tables) == before  # every attempt was rolled back
 
 
+def test_tenant_level_rollups_are_tenant_wide_only(
+    admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
+) -> None:
+    """request_rollups_tenant has no user: a tenant-wide scope reads its own tenant's rows,
+    a user scope none at all, another tenant none of them."""
+    a, b = two
+    own = visible(raw, sdk_scope(a.tenant), "request_rollups_tenant", "tenant_id, model")
+    assert own == {(a.tenant, f"model-{a.slug}")}
+    assert visible(raw, sdk_scope(a.tenant, a.u1), "request_rollups_tenant", "tenant_id") == set()
+    assert visible(raw, sdk_scope(b.tenant), "request_rollups_tenant", "tenant_id") == {b.tenant}
+
+
 @pytest.mark.parametrize("as_user", [False, True], ids=["tenant-wide", "user-scope"])
 def test_raw_sql_cannot_touch_other_tenant(
     admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded], as_user: bool

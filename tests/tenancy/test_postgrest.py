@@ -40,6 +40,7 @@ IDS: dict[str, str] = {
     "conversation_feedback": "conversation_id",
     "requests": "id",
     "request_rollups": "user_id",
+    "request_rollups_tenant": "model",
     "runs": "id",
     "run_iterations": "run_id",
     "run_tool_calls": "id",
@@ -95,6 +96,7 @@ def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[
             "SELECT id FROM llmbase.requests WHERE tenant_id = %s AND user_id = %s", s.tenant, s.u1
         ),
         "request_rollups": {s.u1},
+        "request_rollups_tenant": set(),  # tenant-wide scope only: a JWT never is
         "runs": runs,
         "run_iterations": runs,
         "run_tool_calls": ids("SELECT id FROM llmbase.run_tool_calls WHERE run_id = ANY(%s)", list(runs)),

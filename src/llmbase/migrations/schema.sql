@@ -657,6 +657,37 @@ COMMENT ON TABLE llmbase.request_rollups IS 'Maintained usage aggregates per hou
 
 COMMENT ON COLUMN llmbase.request_rollups.user_id IS 'The all-zero uuid stands for calls without a user.';
 
+CREATE TABLE llmbase.request_rollups_tenant (
+    tenant_id uuid NOT NULL,
+    grain text NOT NULL,
+    bucket_start timestamp with time zone NOT NULL,
+    model text DEFAULT ''::text NOT NULL,
+    provider text DEFAULT ''::text NOT NULL,
+    request_type text NOT NULL,
+    requests bigint DEFAULT 0 NOT NULL,
+    errors bigint DEFAULT 0 NOT NULL,
+    tokens_prompt bigint DEFAULT 0 NOT NULL,
+    tokens_completion bigint DEFAULT 0 NOT NULL,
+    tokens_total bigint DEFAULT 0 NOT NULL,
+    tokens_cached bigint DEFAULT 0 NOT NULL,
+    tokens_reasoning bigint DEFAULT 0 NOT NULL,
+    cost_usd numeric(24,10) DEFAULT 0 NOT NULL,
+    cost_unknown bigint DEFAULT 0 NOT NULL,
+    cache_hits bigint DEFAULT 0 NOT NULL,
+    cost_saved_usd numeric(24,10) DEFAULT 0 NOT NULL,
+    latency_count bigint DEFAULT 0 NOT NULL,
+    latency_sum_ms double precision DEFAULT 0 NOT NULL,
+    latency_max_ms double precision DEFAULT 0 NOT NULL,
+    latency_hist bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    ttft_count bigint DEFAULT 0 NOT NULL,
+    ttft_sum_ms double precision DEFAULT 0 NOT NULL,
+    CONSTRAINT request_rollups_tenant_grain_check CHECK ((grain = ANY (ARRAY['hour'::text, 'day'::text])))
+);
+
+ALTER TABLE ONLY llmbase.request_rollups_tenant FORCE ROW LEVEL SECURITY;
+
+COMMENT ON TABLE llmbase.request_rollups_tenant IS 'request_rollups summed over users: what tenant-wide reports without a user filter read.';
+
 CREATE TABLE llmbase.requests (
     tenant_id uuid NOT NULL,
     created_at timestamp with time zone NOT NULL,
@@ -906,6 +937,9 @@ ALTER TABLE ONLY llmbase.model_prices
 ALTER TABLE ONLY llmbase.request_rollups
     ADD CONSTRAINT request_rollups_pkey PRIMARY KEY (tenant_id, grain, bucket_start, user_id, model, provider, request_type);
 
+ALTER TABLE ONLY llmbase.request_rollups_tenant
+    ADD CONSTRAINT request_rollups_tenant_pkey PRIMARY KEY (tenant_id, grain, bucket_start, model, provider, request_type);
+
 ALTER TABLE ONLY llmbase.requests
     ADD CONSTRAINT requests_pkey PRIMARY KEY (tenant_id, created_at, id);
 
@@ -1059,6 +1093,8 @@ CREATE POLICY admin_all ON llmbase.model_prices TO llmbase_admin USING (( SELECT
 
 CREATE POLICY admin_all ON llmbase.request_rollups TO llmbase_admin USING (( SELECT llmbase.admin_mode() AS admin_mode)) WITH CHECK (( SELECT llmbase.admin_mode() AS admin_mode));
 
+CREATE POLICY admin_all ON llmbase.request_rollups_tenant TO llmbase_admin USING (( SELECT llmbase.admin_mode() AS admin_mode)) WITH CHECK (( SELECT llmbase.admin_mode() AS admin_mode));
+
 CREATE POLICY admin_all ON llmbase.requests TO llmbase_admin USING (( SELECT llmbase.admin_mode() AS admin_mode)) WITH CHECK (( SELECT llmbase.admin_mode() AS admin_mode));
 
 CREATE POLICY admin_all ON llmbase.run_iterations TO llmbase_admin USING (( SELECT llmbase.admin_mode() AS admin_mode)) WITH CHECK (( SELECT llmbase.admin_mode() AS admin_mode));
@@ -1094,6 +1130,8 @@ ALTER TABLE llmbase.messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE llmbase.model_prices ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE llmbase.request_rollups ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE llmbase.request_rollups_tenant ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE llmbase.requests ENABLE ROW LEVEL SECURITY;
 
@@ -1134,6 +1172,8 @@ CREATE POLICY tenant_read ON llmbase.messages FOR SELECT USING (((tenant_id = ( 
 CREATE POLICY tenant_read ON llmbase.model_prices FOR SELECT USING ((tenant_id = ( SELECT llmbase.current_tenant_id() AS current_tenant_id)));
 
 CREATE POLICY tenant_read ON llmbase.request_rollups FOR SELECT USING (((tenant_id = ( SELECT llmbase.current_tenant_id() AS current_tenant_id)) AND (( SELECT llmbase.tenant_wide() AS tenant_wide) OR (user_id = ( SELECT llmbase.current_user_id() AS current_user_id)))));
+
+CREATE POLICY tenant_read ON llmbase.request_rollups_tenant FOR SELECT USING (((tenant_id = ( SELECT llmbase.current_tenant_id() AS current_tenant_id)) AND ( SELECT llmbase.tenant_wide() AS tenant_wide)));
 
 CREATE POLICY tenant_read ON llmbase.requests FOR SELECT USING (((tenant_id = ( SELECT llmbase.current_tenant_id() AS current_tenant_id)) AND (( SELECT llmbase.tenant_wide() AS tenant_wide) OR (user_id = ( SELECT llmbase.current_user_id() AS current_user_id)))));
 
@@ -1234,6 +1274,10 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE llmbase.model_prices TO service_role;
 GRANT SELECT ON TABLE llmbase.request_rollups TO llmbase_app;
 GRANT SELECT ON TABLE llmbase.request_rollups TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE llmbase.request_rollups TO service_role;
+
+GRANT SELECT ON TABLE llmbase.request_rollups_tenant TO llmbase_app;
+GRANT SELECT ON TABLE llmbase.request_rollups_tenant TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE llmbase.request_rollups_tenant TO service_role;
 
 GRANT SELECT ON TABLE llmbase.requests TO llmbase_app;
 GRANT SELECT ON TABLE llmbase.requests TO authenticated;

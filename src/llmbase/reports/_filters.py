@@ -168,7 +168,12 @@ def rollup_source(
     grain: Grain | None = None,
     period: Period | None = None,
 ) -> tuple[sql.Composable, list[Any]]:
-    """A subquery (alias r) over llmbase.request_rollups with `columns`, covering the span.
+    """A subquery (alias r) over the rollups with `columns`, covering the span.
+
+    The table: llmbase.request_rollups_tenant (summed over users, far fewer rows) when the
+    span has no user filter (tenant-wide or operator scope, no `user=`) and no column
+    needs the user; else llmbase.request_rollups. Every piece reads the same table, so a
+    sum never mixes the two levels.
 
     Without `grain`, whole UTC days come from the day rows and the partial days at the
     edges from the hour rows; each piece is one range scan of the primary key. With
@@ -179,13 +184,15 @@ def rollup_source(
     parts: list[sql.Composable] = []
     params: list[Any] = []
     undated = Span(span.tenant_id, span.user_ids, span.model, span.request_type, None, None)
+    per_tenant = span.user_ids is None and "user_id" not in columns
+    table = "request_rollups_tenant" if per_tenant else "request_rollups"
     for g, lo, hi in _pieces(span, grain):
         w = Where().add("grain = %s", g)
         if lo is not None:
             w.add("bucket_start >= %s", lo)
         if hi is not None:
             w.add("bucket_start < %s", hi)
-        w.span(undated, alias="request_rollups", time_column=None)
+        w.span(undated, alias=table, time_column=None)
         select = cols
         if period == g:
             select = sql.SQL("bucket_start AS start, {}").format(cols)
@@ -193,6 +200,8 @@ def rollup_source(
             select = sql.SQL("date_trunc({}, bucket_start, 'UTC') AS start, {}").format(
                 sql.Literal(period), cols
             )
-        parts.append(sql.SQL("SELECT {} FROM llmbase.request_rollups{}").format(select, w.clause()))
+        parts.append(
+            sql.SQL("SELECT {} FROM {}{}").format(select, sql.Identifier("llmbase", table), w.clause())
+        )
         params.extend(w.params)
     return sql.SQL("(") + sql.SQL(" UNION ALL ").join(parts) + sql.SQL(") AS r"), params

@@ -9,7 +9,8 @@ staging table (created once per connection, ON COMMIT DELETE ROWS), then
 
 and, from the rows that INSERT actually returned (so a replay never counts twice), the
 hourly and daily rollup deltas (llmbase.histogram for the latency histogram, merged with
-llmbase.hist_add) and the users' activity (llmbase.bump_user_activity). Commit.
+llmbase.hist_add), per user into llmbase.request_rollups and summed over users into
+llmbase.request_rollups_tenant, and the users' activity (llmbase.bump_user_activity). Commit.
 
 Fast path: a batch of fresh records (straight from `log()`, never spooled: they cannot be
 stored yet, their UUIDv7 ids are new) is COPYed straight into llmbase.requests inside a
@@ -101,6 +102,34 @@ INSERT INTO llmbase.request_rollups AS r (
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
         %s::bigint[], %s, %s)
 ON CONFLICT (tenant_id, grain, bucket_start, user_id, model, provider, request_type) DO UPDATE SET
+    requests = r.requests + EXCLUDED.requests,
+    errors = r.errors + EXCLUDED.errors,
+    tokens_prompt = r.tokens_prompt + EXCLUDED.tokens_prompt,
+    tokens_completion = r.tokens_completion + EXCLUDED.tokens_completion,
+    tokens_total = r.tokens_total + EXCLUDED.tokens_total,
+    tokens_cached = r.tokens_cached + EXCLUDED.tokens_cached,
+    tokens_reasoning = r.tokens_reasoning + EXCLUDED.tokens_reasoning,
+    cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+    cost_unknown = r.cost_unknown + EXCLUDED.cost_unknown,
+    cache_hits = r.cache_hits + EXCLUDED.cache_hits,
+    cost_saved_usd = r.cost_saved_usd + EXCLUDED.cost_saved_usd,
+    latency_count = r.latency_count + EXCLUDED.latency_count,
+    latency_sum_ms = r.latency_sum_ms + EXCLUDED.latency_sum_ms,
+    latency_max_ms = greatest(r.latency_max_ms, EXCLUDED.latency_max_ms),
+    latency_hist = llmbase.hist_add(r.latency_hist, EXCLUDED.latency_hist),
+    ttft_count = r.ttft_count + EXCLUDED.ttft_count,
+    ttft_sum_ms = r.ttft_sum_ms + EXCLUDED.ttft_sum_ms
+"""
+# The same deltas summed over users, into the tenant-level rollups (same transaction).
+_UPSERT_TENANT_ROLLUP = """
+INSERT INTO llmbase.request_rollups_tenant AS r (
+    tenant_id, grain, bucket_start, model, provider, request_type,
+    requests, errors, tokens_prompt, tokens_completion, tokens_total, tokens_cached, tokens_reasoning,
+    cost_usd, cost_unknown, cache_hits, cost_saved_usd,
+    latency_count, latency_sum_ms, latency_max_ms, latency_hist, ttft_count, ttft_sum_ms)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+        %s::bigint[], %s, %s)
+ON CONFLICT (tenant_id, grain, bucket_start, model, provider, request_type) DO UPDATE SET
     requests = r.requests + EXCLUDED.requests,
     errors = r.errors + EXCLUDED.errors,
     tokens_prompt = r.tokens_prompt + EXCLUDED.tokens_prompt,
@@ -343,6 +372,21 @@ def rollup_deltas(rows: Sequence[tuple[UUID, dict[str, Any]]]) -> dict[RollupKey
         if day is None:
             day = out[key] = _Acc()
         day.merge(acc)
+    return out
+
+
+TenantKey = tuple[UUID, str, datetime, str, str, str]
+
+
+def tenant_deltas(deltas: dict[RollupKey, _Acc]) -> dict[TenantKey, _Acc]:
+    """The per-user deltas summed over users (histograms merged with llmbase.histogram.add)."""
+    out: dict[TenantKey, _Acc] = {}
+    for (tenant, grain, start, _user, model, provider, rtype), acc in deltas.items():
+        key = (tenant, grain, start, model, provider, rtype)
+        t = out.get(key)
+        if t is None:
+            t = out[key] = _Acc()
+        t.merge(acc)
     return out
 
 
@@ -679,8 +723,11 @@ class PostgresSink(Sink):
     def _rollups(conn: psycopg.Connection[Any], fresh: Sequence[tuple[UUID, dict[str, Any]]]) -> None:
         deltas = rollup_deltas(fresh)
         params = [(*key, *deltas[key].params()) for key in sorted(deltas, key=_sort_key)]
+        tenant = tenant_deltas(deltas)
+        tparams = [(*key, *tenant[key].params()) for key in sorted(tenant, key=_sort_key)]
         with conn.cursor() as cur:
             cur.executemany(_UPSERT_ROLLUP, params)
+            cur.executemany(_UPSERT_TENANT_ROLLUP, tparams)
 
     @staticmethod
     def _profiles(conn: psycopg.Connection[Any], fresh: Sequence[tuple[UUID, dict[str, Any]]]) -> None:
@@ -734,7 +781,7 @@ class PostgresSink(Sink):
             raise self._classify(exc, conn) from exc
 
 
-def _sort_key(k: RollupKey) -> tuple[str, ...]:
+def _sort_key(k: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(str(x) for x in k)
 
 

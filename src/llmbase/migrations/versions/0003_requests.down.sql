@@ -9,6 +9,7 @@ DROP FUNCTION llmbase.run_visible(uuid, uuid);
 DROP AGGREGATE llmbase.hist_sum(bigint[]);
 DROP FUNCTION llmbase.hist_quantile(bigint[], double precision);
 DROP FUNCTION llmbase.hist_add(bigint[], bigint[]);
+DROP TABLE llmbase.request_rollups_tenant;
 DROP TABLE llmbase.request_rollups;
 DROP TABLE llmbase.requests;
 DROP FUNCTION llmbase.ensure_request_partitions(date, date);

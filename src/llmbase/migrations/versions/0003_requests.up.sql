@@ -141,6 +141,39 @@ COMMENT ON TABLE llmbase.request_rollups IS
     'Maintained usage aggregates per hour and day (replaces the seeds'' usage_metrics and daily views).';
 COMMENT ON COLUMN llmbase.request_rollups.user_id IS 'The all-zero uuid stands for calls without a user.';
 
+-- The same rollups without the user: tenant-wide and operator reports that do not filter
+-- by user read these (far fewer rows over 30-90 days than the per-user level). The writer
+-- upserts both levels from the same deltas in the same transaction; rebuild_rollups
+-- rebuilds both. A user scope sees none of it (its reports read request_rollups).
+CREATE TABLE llmbase.request_rollups_tenant (
+    tenant_id          uuid NOT NULL,
+    grain              text NOT NULL CHECK (grain IN ('hour', 'day')),
+    bucket_start       timestamptz NOT NULL,
+    model              text NOT NULL DEFAULT '',
+    provider           text NOT NULL DEFAULT '',
+    request_type       text NOT NULL,
+    requests           bigint NOT NULL DEFAULT 0,
+    errors             bigint NOT NULL DEFAULT 0,
+    tokens_prompt      bigint NOT NULL DEFAULT 0,
+    tokens_completion  bigint NOT NULL DEFAULT 0,
+    tokens_total       bigint NOT NULL DEFAULT 0,
+    tokens_cached      bigint NOT NULL DEFAULT 0,
+    tokens_reasoning   bigint NOT NULL DEFAULT 0,
+    cost_usd           numeric(24, 10) NOT NULL DEFAULT 0,
+    cost_unknown       bigint NOT NULL DEFAULT 0,
+    cache_hits         bigint NOT NULL DEFAULT 0,
+    cost_saved_usd     numeric(24, 10) NOT NULL DEFAULT 0,
+    latency_count      bigint NOT NULL DEFAULT 0,
+    latency_sum_ms     double precision NOT NULL DEFAULT 0,
+    latency_max_ms     double precision NOT NULL DEFAULT 0,
+    latency_hist       bigint[] NOT NULL DEFAULT '{}',
+    ttft_count         bigint NOT NULL DEFAULT 0,
+    ttft_sum_ms        double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, grain, bucket_start, model, provider, request_type)
+);
+COMMENT ON TABLE llmbase.request_rollups_tenant IS
+    'request_rollups summed over users: what tenant-wide reports without a user filter read.';
+
 -- Element-wise sum of two histograms (different lengths allowed).
 CREATE FUNCTION llmbase.hist_add(a bigint[], b bigint[]) RETURNS bigint[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -299,6 +332,13 @@ CREATE POLICY tenant_read ON llmbase.request_rollups FOR SELECT
 CREATE POLICY admin_all ON llmbase.request_rollups TO llmbase_admin
     USING ((SELECT llmbase.admin_mode())) WITH CHECK ((SELECT llmbase.admin_mode()));
 
+ALTER TABLE llmbase.request_rollups_tenant ENABLE ROW LEVEL SECURITY;
+ALTER TABLE llmbase.request_rollups_tenant FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_read ON llmbase.request_rollups_tenant FOR SELECT
+    USING (tenant_id = (SELECT llmbase.current_tenant_id()) AND (SELECT llmbase.tenant_wide()));
+CREATE POLICY admin_all ON llmbase.request_rollups_tenant TO llmbase_admin
+    USING ((SELECT llmbase.admin_mode())) WITH CHECK ((SELECT llmbase.admin_mode()));
+
 ALTER TABLE llmbase.runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE llmbase.runs FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_read ON llmbase.runs FOR SELECT
@@ -349,20 +389,23 @@ CREATE POLICY tenant_read ON llmbase.ingest_dead_letters FOR SELECT
 CREATE POLICY admin_all ON llmbase.ingest_dead_letters TO llmbase_admin
     USING ((SELECT llmbase.admin_mode())) WITH CHECK ((SELECT llmbase.admin_mode()));
 
-GRANT SELECT ON llmbase.requests, llmbase.request_rollups, llmbase.runs, llmbase.run_iterations,
-    llmbase.run_tool_calls, llmbase.ingest_dead_letters TO llmbase_app;
+GRANT SELECT ON llmbase.requests, llmbase.request_rollups, llmbase.request_rollups_tenant,
+    llmbase.runs, llmbase.run_iterations, llmbase.run_tool_calls, llmbase.ingest_dead_letters
+    TO llmbase_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON llmbase.model_prices TO llmbase_app;
 
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN
-        GRANT SELECT ON llmbase.requests, llmbase.request_rollups, llmbase.runs, llmbase.run_iterations,
-            llmbase.run_tool_calls TO authenticated;
+        -- request_rollups_tenant: granted so PostgREST answers with no rows (a JWT is
+        -- never tenant-wide) rather than a permission error.
+        GRANT SELECT ON llmbase.requests, llmbase.request_rollups, llmbase.request_rollups_tenant,
+            llmbase.runs, llmbase.run_iterations, llmbase.run_tool_calls TO authenticated;
     END IF;
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT SELECT, INSERT, UPDATE, DELETE ON llmbase.requests, llmbase.request_rollups, llmbase.runs,
-            llmbase.run_iterations, llmbase.run_tool_calls, llmbase.model_prices,
-            llmbase.ingest_dead_letters TO service_role;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON llmbase.requests, llmbase.request_rollups,
+            llmbase.request_rollups_tenant, llmbase.runs, llmbase.run_iterations,
+            llmbase.run_tool_calls, llmbase.model_prices, llmbase.ingest_dead_letters TO service_role;
     END IF;
 END
 $$;
