@@ -93,15 +93,8 @@ UNION ALL
 SELECT u.external_id, u.id FROM llmbase.users u JOIN input USING (external_id) WHERE u.tenant_id = %(tenant)s
 """
 _USERS_BY_REF = "SELECT external_id, id FROM llmbase.users WHERE tenant_id = %s AND external_id = ANY(%s)"
-_UPSERT_ROLLUP = """
-INSERT INTO llmbase.request_rollups AS r (
-    tenant_id, grain, bucket_start, user_id, model, provider, request_type,
-    requests, errors, tokens_prompt, tokens_completion, tokens_total, tokens_cached, tokens_reasoning,
-    cost_usd, cost_unknown, cache_hits, cost_saved_usd,
-    latency_count, latency_sum_ms, latency_max_ms, latency_hist, ttft_count, ttft_sum_ms)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s::bigint[], %s, %s)
-ON CONFLICT (tenant_id, grain, bucket_start, user_id, model, provider, request_type) DO UPDATE SET
+# Additive merge of a delta into an existing rollup row: the same for both rollup levels.
+_ROLLUP_MERGE = """
     requests = r.requests + EXCLUDED.requests,
     errors = r.errors + EXCLUDED.errors,
     tokens_prompt = r.tokens_prompt + EXCLUDED.tokens_prompt,
@@ -120,34 +113,30 @@ ON CONFLICT (tenant_id, grain, bucket_start, user_id, model, provider, request_t
     ttft_count = r.ttft_count + EXCLUDED.ttft_count,
     ttft_sum_ms = r.ttft_sum_ms + EXCLUDED.ttft_sum_ms
 """
+_ROLLUP_COUNTERS = """
+    requests, errors, tokens_prompt, tokens_completion, tokens_total, tokens_cached, tokens_reasoning,
+    cost_usd, cost_unknown, cache_hits, cost_saved_usd,
+    latency_count, latency_sum_ms, latency_max_ms, latency_hist, ttft_count, ttft_sum_ms)
+"""
+_UPSERT_ROLLUP = (
+    "INSERT INTO llmbase.request_rollups AS r (\n"
+    "    tenant_id, grain, bucket_start, user_id, model, provider, request_type,"
+    + _ROLLUP_COUNTERS
+    + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
+    "        %s::bigint[], %s, %s)\n"
+    "ON CONFLICT (tenant_id, grain, bucket_start, user_id, model, provider, request_type) DO UPDATE SET"
+    + _ROLLUP_MERGE
+)
 # The same deltas summed over users, into the tenant-level rollups (same transaction).
-_UPSERT_TENANT_ROLLUP = """
-INSERT INTO llmbase.request_rollups_tenant AS r (
-    tenant_id, grain, bucket_start, model, provider, request_type,
-    requests, errors, tokens_prompt, tokens_completion, tokens_total, tokens_cached, tokens_reasoning,
-    cost_usd, cost_unknown, cache_hits, cost_saved_usd,
-    latency_count, latency_sum_ms, latency_max_ms, latency_hist, ttft_count, ttft_sum_ms)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-        %s::bigint[], %s, %s)
-ON CONFLICT (tenant_id, grain, bucket_start, model, provider, request_type) DO UPDATE SET
-    requests = r.requests + EXCLUDED.requests,
-    errors = r.errors + EXCLUDED.errors,
-    tokens_prompt = r.tokens_prompt + EXCLUDED.tokens_prompt,
-    tokens_completion = r.tokens_completion + EXCLUDED.tokens_completion,
-    tokens_total = r.tokens_total + EXCLUDED.tokens_total,
-    tokens_cached = r.tokens_cached + EXCLUDED.tokens_cached,
-    tokens_reasoning = r.tokens_reasoning + EXCLUDED.tokens_reasoning,
-    cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-    cost_unknown = r.cost_unknown + EXCLUDED.cost_unknown,
-    cache_hits = r.cache_hits + EXCLUDED.cache_hits,
-    cost_saved_usd = r.cost_saved_usd + EXCLUDED.cost_saved_usd,
-    latency_count = r.latency_count + EXCLUDED.latency_count,
-    latency_sum_ms = r.latency_sum_ms + EXCLUDED.latency_sum_ms,
-    latency_max_ms = greatest(r.latency_max_ms, EXCLUDED.latency_max_ms),
-    latency_hist = llmbase.hist_add(r.latency_hist, EXCLUDED.latency_hist),
-    ttft_count = r.ttft_count + EXCLUDED.ttft_count,
-    ttft_sum_ms = r.ttft_sum_ms + EXCLUDED.ttft_sum_ms
-"""
+_UPSERT_TENANT_ROLLUP = (
+    "INSERT INTO llmbase.request_rollups_tenant AS r (\n"
+    "    tenant_id, grain, bucket_start, model, provider, request_type,"
+    + _ROLLUP_COUNTERS
+    + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
+    "        %s::bigint[], %s, %s)\n"
+    "ON CONFLICT (tenant_id, grain, bucket_start, model, provider, request_type) DO UPDATE SET"
+    + _ROLLUP_MERGE
+)
 _BUMP = "SELECT llmbase.bump_user_activity(%s, %s, 0, 0, %s, %s, %s, 0, %s)"
 
 _MERGE_RUNS = """
