@@ -27,7 +27,7 @@ from .errors import DatabaseUnavailable, MigrationError, TenantMissing
 if TYPE_CHECKING:
     from .ingest.writer import Writer
 
-__all__ = ["Database", "Scope", "url_with_database"]
+__all__ = ["Database", "Scope", "operator_connection", "url_with_database"]
 
 _log = logging.getLogger("llmbase.db")
 
@@ -40,6 +40,19 @@ _SET_APP_SCOPE = (
     " set_config('llmbase.user_id', %s, true), set_config('llmbase.admin', '', true)"
 )
 _SET_ADMIN_SCOPE = "SELECT set_config('llmbase.admin', 'on', true)"
+
+
+@contextlib.contextmanager
+def operator_connection(
+    url_or_conn: str | psycopg.Connection[Any],
+) -> Iterator[psycopg.Connection[Any]]:
+    """A connection for operator tools (rollup rebuilds, retention): opened from a URL and
+    closed afterwards, or the caller's own connection, left open."""
+    if isinstance(url_or_conn, str):
+        with psycopg.connect(url_or_conn) as conn:
+            yield conn
+    else:
+        yield url_or_conn
 
 
 def url_with_database(url: str, dbname: str) -> str:

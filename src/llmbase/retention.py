@@ -13,10 +13,9 @@ Both run as the schema owner in operator scope; `dry_run=True` only reports the 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
 
+from .db import operator_connection
 from .errors import ConflictError, ValidationError
 from .reports._time import When, parse_when
 
@@ -122,15 +122,6 @@ class BodiesResult:
     cleared: int = 0
 
 
-@contextlib.contextmanager
-def _connection(url_or_conn: str | psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-    if isinstance(url_or_conn, str):
-        with psycopg.connect(url_or_conn) as conn:
-            yield conn
-    else:
-        yield url_or_conn
-
-
 def _cutoff(older_than: When) -> datetime:
     cutoff = parse_when(older_than, field="older_than")
     if cutoff is None:
@@ -209,7 +200,7 @@ def archive_requests(
     every reader and the writer behind it, so each try waits at most `lock_timeout_ms`
     and is retried (`attempts` times, backing off) before giving up with ConflictError."""
     cutoff = _cutoff(older_than)
-    with _connection(url_or_conn) as conn:
+    with operator_connection(url_or_conn) as conn:
         with conn.transaction():
             old = [p for p in partitions(conn) if p.upper <= cutoff]
         result = ArchiveResult(cutoff, "drop" if drop else "archive", dry_run, old)
@@ -276,7 +267,7 @@ def drop_bodies(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError("must be a positive integer", field="batch_size")
     cutoff = _cutoff(older_than)
-    with _connection(url_or_conn) as conn:
+    with operator_connection(url_or_conn) as conn:
         with conn.transaction():
             ranges = [(p.name, p.lower, min(p.upper, cutoff)) for p in partitions(conn) if p.lower < cutoff]
         counts: dict[str, int] = {}

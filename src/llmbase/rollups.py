@@ -10,8 +10,6 @@ llmbase.histogram.bucket (so the two always agree).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, LiteralString
@@ -21,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from . import histogram
+from .db import operator_connection
 from .errors import ValidationError
 from .reports._time import When, ceil_day, floor_day, parse_when
 
@@ -160,15 +159,6 @@ class RebuildResult:
     day_rows: int
 
 
-@contextlib.contextmanager
-def _connection(url_or_conn: str | psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-    if isinstance(url_or_conn, str):
-        with psycopg.connect(url_or_conn) as conn:
-            yield conn
-    else:
-        yield url_or_conn
-
-
 def rebuild_rollups(
     url_or_conn: str | psycopg.Connection[Any],
     since: When,
@@ -195,7 +185,7 @@ def rebuild_rollups(
     if tenant is not None:
         tenant_sql, tparams = sql.SQL(" AND tenant_id = %s"), (tenant,)
     rng = (lo, hi, *tparams)
-    with _connection(url_or_conn) as conn, conn.transaction():
+    with operator_connection(url_or_conn) as conn, conn.transaction():
         conn.execute("SELECT set_config('llmbase.admin', 'on', true)")
         conn.execute("SET LOCAL work_mem = '256MB'")
         conn.execute(
