@@ -44,6 +44,8 @@ KNOWN_TABLES: dict[str, str] = {
     "run_tool_calls": "tenant_id",
     "model_prices": "tenant_id",
     "ingest_dead_letters": "tenant_id",
+    # 0004: iteration rollups, kept by triggers on run_iterations
+    "run_iteration_rollups": "tenant_id",  # tenant-wide scope only (no user column)
 }
 
 Conn = psycopg.Connection[Any]
@@ -365,12 +367,14 @@ def attack(
                 _attempt(conn, out, f"{table}: {verb} victim's rows", stmt, (victim,), must_fail=False)
             for row in victim_rows:
                 doc, what = json.dumps(row), f"{table} {row_key(row, pk)}"
+                # Rows of the attacker's own tenant that share the key (rollups keyed by
+                # time and iteration) are not a leak: only rows of another tenant count.
                 _attempt(
                     conn,
                     out,
                     f"select {what} by {key}",
-                    sql.SQL("SELECT * FROM {} WHERE {}").format(t, by_key),
-                    (doc,),
+                    sql.SQL("SELECT * FROM {} WHERE {} AND {} IS DISTINCT FROM %s").format(t, by_key, tcol),
+                    (doc, own),
                     must_fail=False,
                 )
                 _attempt(

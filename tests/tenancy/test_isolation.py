@@ -68,6 +68,9 @@ def test_tenant_level_rollups_are_tenant_wide_only(
     assert own == {(a.tenant, f"model-{a.slug}")}
     assert visible(raw, sdk_scope(a.tenant, a.u1), "request_rollups_tenant", "tenant_id") == set()
     assert visible(raw, sdk_scope(b.tenant), "request_rollups_tenant", "tenant_id") == {b.tenant}
+    # The same for the iteration rollups.
+    assert visible(raw, sdk_scope(a.tenant), "run_iteration_rollups", "tenant_id") == {a.tenant}
+    assert visible(raw, sdk_scope(a.tenant, a.u1), "run_iteration_rollups", "tenant_id") == set()
 
 
 @pytest.mark.parametrize("as_user", [False, True], ids=["tenant-wide", "user-scope"])

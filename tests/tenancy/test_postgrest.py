@@ -46,6 +46,7 @@ IDS: dict[str, str] = {
     "run_tool_calls": "id",
     "model_prices": "model",
     "ingest_dead_letters": "id",
+    "run_iteration_rollups": "iteration",
 }
 
 
@@ -102,6 +103,7 @@ def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[
         "run_tool_calls": ids("SELECT id FROM llmbase.run_tool_calls WHERE run_id = ANY(%s)", list(runs)),
         "model_prices": None,
         "ingest_dead_letters": None,
+        "run_iteration_rollups": set(),  # tenant-wide scope only: a JWT never is
     }
 
 

@@ -18,7 +18,7 @@ from ..stores._common import Ctx
 from ..stores._plan import Plan, Query
 from ._time import When, ceil_day, ceil_hour, floor_day, floor_hour, parse_when
 
-__all__ = ["NO_USER", "Span", "Where", "resolve", "rollup_source"]
+__all__ = ["NO_USER", "Span", "Where", "pieces", "resolve", "rollup_source"]
 
 #: Rollups store calls without a user under the all-zero uuid.
 NO_USER = UUID(int=0)
@@ -141,7 +141,7 @@ def resolve(
     return Span(tid, users, model, request_type, lo, hi)
 
 
-def _pieces(span: Span, grain: Grain | None) -> list[tuple[Grain, datetime | None, datetime | None]]:
+def pieces(span: Span, grain: Grain | None) -> list[tuple[Grain, datetime | None, datetime | None]]:
     """(grain, from, to) ranges of rollup rows covering the span, widened to whole hours."""
     lo = floor_hour(span.since) if span.since is not None else None
     hi = ceil_hour(span.until) if span.until is not None else None
@@ -186,7 +186,7 @@ def rollup_source(
     undated = Span(span.tenant_id, span.user_ids, span.model, span.request_type, None, None)
     per_tenant = span.user_ids is None and "user_id" not in columns
     table = "request_rollups_tenant" if per_tenant else "request_rollups"
-    for g, lo, hi in _pieces(span, grain):
+    for g, lo, hi in pieces(span, grain):
         w = Where().add("grain = %s", g)
         if lo is not None:
             w.add("bucket_start >= %s", lo)

@@ -1,5 +1,12 @@
 """Agent-run reports (seed 004): statistics per iteration number with the median, iteration
-timing per hour, and completed conversations. Exact, from runs, iterations and conversations."""
+timing per hour, and completed conversations.
+
+Tenant-wide (no user or run-name filter) the iteration reports read
+llmbase.run_iteration_rollups: whole UTC days from the day rows, the partial days at the
+edges from the hour rows (ranges widened to whole hours, like every rollup report), and
+the median from the API-time histogram (within llmbase.histogram.RELATIVE_ERROR of the
+lower middle value). With a user or run-name filter they read the raw iterations (exact
+median, percentile_cont)."""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from psycopg import sql
 
 from ..stores._common import Ctx, check_limit
 from ..stores._plan import Plan, Query
-from ._filters import Span, Where, resolve
+from ._filters import Span, Where, pieces, resolve
 from ._time import When
 from .rows import Completion, IterationStats, IterationTrend
 
@@ -31,6 +38,28 @@ SELECT date_trunc('hour', i.started_at, 'UTC') AS hour, count(*)::int AS iterati
   FROM llmbase.run_iterations AS i{join}{where}
  GROUP BY 1
  ORDER BY 1 DESC"""
+
+_ROLLUP_ITERATIONS = """
+SELECT r.iteration, sum(r.iterations)::int AS samples,
+       sum(r.api_ms_sum) / sum(r.iterations) AS avg_api_ms, min(r.api_ms_min) AS min_api_ms,
+       max(r.api_ms_max) AS max_api_ms,
+       llmbase.hist_quantile(llmbase.hist_sum(r.api_hist), 0.5) AS median_api_ms,
+       sum(r.tool_ms_sum) / sum(r.iterations) AS avg_tool_ms,
+       sum(r.total_ms_sum) / nullif(sum(r.total_count), 0) AS avg_total_ms
+  FROM {source}
+ GROUP BY r.iteration
+HAVING sum(r.iterations) >= %s
+ ORDER BY r.iteration"""
+
+_ROLLUP_TRENDS = """
+SELECT r.bucket_start AS hour, sum(r.iterations)::int AS iterations,
+       sum(r.api_ms_sum) / sum(r.iterations) AS avg_api_ms,
+       sum(r.tool_ms_sum) / sum(r.iterations) AS avg_tool_ms,
+       sum(r.total_ms_sum) / nullif(sum(r.total_count), 0) AS avg_total_ms
+  FROM {source}
+ GROUP BY r.bucket_start
+HAVING sum(r.iterations) > 0
+ ORDER BY r.bucket_start DESC"""
 
 _JOIN_RUNS = " JOIN llmbase.runs AS r ON r.tenant_id = i.tenant_id AND r.id = i.run_id"
 
@@ -60,6 +89,23 @@ def _iteration_where(span: Span, run_name: str | None) -> tuple[sql.Composable, 
     return join, where
 
 
+def _rollup_source(span: Span, *, hourly: bool) -> tuple[sql.Composable, list[object]]:
+    """llmbase.run_iteration_rollups rows (alias r) covering the span."""
+    parts: list[sql.Composable] = []
+    params: list[object] = []
+    for grain, lo, hi in pieces(span, "hour" if hourly else None):
+        w = Where().add("grain = %s", grain)
+        if span.tenant_id is not None:
+            w.add("tenant_id = %s", span.tenant_id)
+        if lo is not None:
+            w.add("bucket_start >= %s", lo)
+        if hi is not None:
+            w.add("bucket_start < %s", hi)
+        parts.append(sql.SQL("SELECT * FROM llmbase.run_iteration_rollups{}").format(w.clause()))
+        params.extend(w.params)
+    return sql.SQL("(") + sql.SQL(" UNION ALL ").join(parts) + sql.SQL(") AS r"), params
+
+
 def iterations(
     ctx: Ctx,
     *,
@@ -74,6 +120,11 @@ def iterations(
     time. `min_samples=3` keeps only well-sampled iterations (seed 004's HAVING)."""
     span = yield from resolve(ctx, since=since, until=until, tenant=tenant, user=user)
     n = check_limit(min_samples, 1_000_000_000)
+    if span.user_ids is None and run_name is None:
+        source, params = _rollup_source(span, hourly=False)
+        rq = sql.SQL(_ROLLUP_ITERATIONS).format(source=source)
+        stats: list[IterationStats] = yield Query(rq, (*params, n), row=IterationStats)
+        return stats
     join, where = _iteration_where(span, run_name)
     q = sql.SQL(_ITERATIONS).format(join=join, where=where.clause())
     rows: list[IterationStats] = yield Query(q, (*where.params, n), row=IterationStats)
@@ -91,6 +142,11 @@ def iteration_trends(
 ) -> Plan[list[IterationTrend]]:
     """Iterations and their mean API, tool and total time per hour, newest first."""
     span = yield from resolve(ctx, since=since, until=until, tenant=tenant, user=user)
+    if span.user_ids is None and run_name is None:
+        source, params = _rollup_source(span, hourly=True)
+        rq = sql.SQL(_ROLLUP_TRENDS).format(source=source)
+        trends: list[IterationTrend] = yield Query(rq, params, row=IterationTrend)
+        return trends
     join, where = _iteration_where(span, run_name)
     q = sql.SQL(_TRENDS).format(join=join, where=where.clause())
     rows: list[IterationTrend] = yield Query(q, where.params, row=IterationTrend)
