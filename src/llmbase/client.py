@@ -23,6 +23,9 @@ from .stores._common import Ctx
 from .stores._plan import Plan, arun, run
 
 if TYPE_CHECKING:
+    from .documents.embedders import Embedder
+    from .documents.rows import Collection
+    from .documents.store import AsyncCollectionHandle, AsyncCollections, CollectionHandle, Collections
     from .ingest.api import AsyncRequests, Requests
     from .reports import AsyncReports, Reports
     from .runs import Run
@@ -351,6 +354,23 @@ class LLMBase(_ClientBase):
 
         return Reports(self._core)
 
+    # -- document store (documents/) -------------------------------------------------------
+    @property
+    def collections(self) -> Collections:
+        """Document collections: create (tenant-wide client), get, list, drop, stats, reindex."""
+        from .documents.store import Collections
+
+        return Collections(self._core)
+
+    def collection(
+        self, collection: str | UUID | Collection, embedder: Embedder | None = None, *, log: bool = True
+    ) -> CollectionHandle:
+        """One collection (name or id) for add / search / delete; `embedder` embeds texts and
+        queries; `log=False` leaves searches out of the retrieval log."""
+        from .documents.store import CollectionHandle
+
+        return CollectionHandle(self._core, collection, embedder, log=log)
+
     def close(self) -> None:
         """Close the pool and release the embedded server (when this client opened it)."""
         if self._core.root:
@@ -430,6 +450,19 @@ class AsyncLLMBase(_ClientBase):
         from .reports import AsyncReports
 
         return AsyncReports(self._core)
+
+    @property
+    def collections(self) -> AsyncCollections:
+        from .documents.store import AsyncCollections
+
+        return AsyncCollections(self._core)
+
+    def collection(
+        self, collection: str | UUID | Collection, embedder: Embedder | None = None, *, log: bool = True
+    ) -> AsyncCollectionHandle:
+        from .documents.store import AsyncCollectionHandle
+
+        return AsyncCollectionHandle(self._core, collection, embedder, log=log)
 
     async def aclose(self) -> None:
         if self._core.root:

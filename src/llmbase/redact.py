@@ -20,11 +20,14 @@ database or the disk spool:
    - the credential after ``Bearer`` / ``Basic`` and in ``scheme://user:password@host``.
 
 It is a safety net for the common leaks, not a data-loss-prevention system: redact
-application-specific secrets with your own hook. It is built to cost a few microseconds per
-record on bodies without secrets: for JSON (bodies, metadata) credential names are found by
-walking the dict keys (cached per key) and token shapes by one pass over the text that
-finds runs of 16+ token characters; only then do the regular expressions run. Plain text
-(error messages) gets every rule, `name=value` assignments included.
+application-specific secrets with your own hook. It is built to cost a couple of
+microseconds per record on bodies without secrets: the writer first asks `maybe_secret`,
+one pass over the UTF-8 JSON of the bodies and metadata of several records at once
+(credential-named members, URL credentials, PEM blocks, and token shapes or Bearer / Basic
+credentials inside runs of 16+ token characters), which is never False where `scrub_json`
+would change something; only when it says True does it ask record by record, and
+`scrub_json` run, field by field, on the records it names. Plain text (error messages) gets
+every rule, `name=value` assignments included.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MARK", "scrub", "scrub_json", "scrub_text"]
+__all__ = ["MARK", "maybe_secret", "scrub", "scrub_json", "scrub_text"]
 
 MARK = "[REDACTED]"
 _MARK_B = MARK.encode()
@@ -168,7 +171,9 @@ def _has_credential_key(value: Any) -> bool:
             if (t is dict or t is list) and _has_credential_key(v):
                 return True
         return False
-    if type(value) is list and value:
+    if type(value) is list:
+        if not value:
+            return False
         t = type(value[0])
         if t is dict or t is list:
             return any(_has_credential_key(v) for v in value)
@@ -191,6 +196,50 @@ def scrub_json(value: Any, text: str) -> str:
     if "PRIVATE KEY-----" in text:
         text = _PEM.sub(MARK, text)
     return text
+
+
+#: A JSON member name ending in a credential word, right before its ':' (ASCII case-insensitive;
+#: the endings of every name in _WORDS).
+_MEMBER_END = re.compile(
+    rb'":(?:(?<=(?i:key)":)|(?<=(?i:oken)":)|(?<=(?i:cret)":)|(?<=(?i:sswd)":)'
+    rb'|(?<=(?i:sword)":)|(?<=(?i:ation)":)|(?<=(?i:ookie)":))'
+)
+#: Non-ASCII characters that Python's case-insensitive matching equates with a letter of a
+#: credential word (I: U+0130, U+0131; K: U+212A; S: U+017F), in UTF-8.
+_FOLDS = (b"\xc4\xb0", b"\xc4\xb1", b"\xe2\x84\xaa", b"\xc5\xbf")
+
+
+def maybe_secret(data: bytes) -> bool:
+    """Could `scrub_json` change the JSON text whose UTF-8 is `data`? Never False when it
+    would (False: nothing to redact, skip it). `data` may hold several JSON texts separated
+    by a byte that is not a token character (the writer checks a record's bodies and
+    metadata at once). The JSON must have been written with a key separator that starts
+    with ':' (as json.dumps and orjson write it), so a member name is followed by '":'."""
+    if _MEMBER_END.search(data) is not None:
+        return True
+    if b"@" in data and b"://" in data:
+        return True
+    if b"PRIVATE KEY-----" in data:
+        return True
+    if not data.isascii() and any(f in data for f in _FOLDS):
+        return True
+    runs = data.translate(_TO_RUNS)
+    i = runs.find(_RUN)
+    n = len(data)
+    while i >= 0:  # what _runs would replace
+        end = runs.find(b" ", i + _RUN_MIN)
+        if end < 0:
+            end = n
+        if _SHAPES.search(data, i, end) is not None:
+            return True
+        # Bearer / Basic right before it: then whitespace is (the regular expression is slower)
+        if i and data[i - 1] in _WHITESPACE and _AUTH_BEFORE.search(data, max(0, i - 12), i):
+            return True
+        i = runs.find(_RUN, end)
+    return False
+
+
+_WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")  # what \s matches in a bytes pattern
 
 
 def scrub(value: Any) -> Any:

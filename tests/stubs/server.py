@@ -5,7 +5,8 @@ Endpoints, in each provider's real wire format:
                                 final chunk with empty choices when stream_options.include_usage)
   POST /v1/completions          JSON (the legacy completions API)
   POST /v1/responses            JSON, or SSE events response.created .. response.completed
-  POST /v1/embeddings           JSON (floats, or base64 float32 when encoding_format=base64)
+  POST /v1/embeddings           JSON (floats, or base64 float32 when encoding_format=base64;
+                                8 dimensions unless `dimensions` asks for another size)
   POST /v1/audio/transcriptions multipart/form-data in; json / verbose_json / text out
   POST /v1/messages             Anthropic JSON, or SSE message_start .. message_stop
 
@@ -254,12 +255,13 @@ def _response_events(model: str) -> Iterator[tuple[str, dict[str, Any]]]:
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
     inputs = body.get("input")
     n = len(inputs) if isinstance(inputs, list) and inputs and not isinstance(inputs[0], int) else 1
-    vec = [0.125 * (i + 1) for i in range(EMBEDDING_DIM)]
+    dim = body.get("dimensions") or EMBEDDING_DIM  # the `dimensions` parameter, when sent
+    vec = [0.125 * (i + 1) for i in range(dim)]
     data: list[dict[str, Any]] = []
     for i in range(n):
         emb: Any = vec
         if body.get("encoding_format") == "base64":
-            emb = base64.b64encode(struct.pack(f"<{EMBEDDING_DIM}f", *vec)).decode()
+            emb = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode()
         data.append({"object": "embedding", "index": i, "embedding": emb})
     return {
         "object": "list",

@@ -19,6 +19,8 @@ from psycopg import errors as pgerr
 from psycopg import sql
 
 import llmbase
+from llmbase._ids import uuid7
+from llmbase.db import ADMIN, Scope
 from llmbase.ingest.api import enqueue
 
 #: Every tenant table the seeding below knows how to populate, with its tenant column.
@@ -46,7 +48,34 @@ KNOWN_TABLES: dict[str, str] = {
     "ingest_dead_letters": "tenant_id",
     # 0004: iteration rollups, kept by triggers on run_iterations
     "run_iteration_rollups": "tenant_id",  # tenant-wide scope only (no user column)
+    # 0005: the document store (chunks' per-collection partitions are part of chunks) and
+    # the retrieval log (written in operator scope, read under RLS)
+    "collections": "tenant_id",
+    "documents": "tenant_id",
+    "chunks": "tenant_id",
+    "retrievals": "tenant_id",
+    "retrieval_results": "tenant_id",
 }
+
+#: Rows every role may read by design (seed 003's anonymous readers): public documents,
+#: their chunks and the collections holding them. Reading them is not a leak; changing
+#: them from outside their tenant is.
+PUBLIC_ROWS: dict[str, str] = {
+    "documents": "is_public",
+    "chunks": "is_public",
+    "collections": "EXISTS (SELECT FROM llmbase.documents d WHERE d.collection_id = collections.id AND d.is_public)",
+}
+
+#: Partition keys a forged copy keeps (a row must route to an existing partition to reach
+#: the policy check at all).
+PARTITION_KEYS: dict[str, tuple[str, ...]] = {"chunks": ("collection_id",)}
+
+
+def not_public(table: str) -> sql.Composable:
+    """`NOT (<the table's public-row condition>)`, or TRUE for tables without public rows."""
+    pred = PUBLIC_ROWS.get(table)
+    return sql.SQL("NOT ({})").format(sql.SQL(pred)) if pred else sql.SQL("TRUE")
+
 
 Conn = psycopg.Connection[Any]
 EnterScope = Callable[[Conn], None]
@@ -87,6 +116,16 @@ def pk_columns(conn: Conn, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def insertable_columns(conn: Conn, table: str) -> list[str]:
+    """Columns an INSERT may name (generated columns refuse any value)."""
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+        " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+        (f"llmbase.{table}",),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def qualified(table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier("llmbase"), sql.Identifier(table))
 
@@ -110,6 +149,29 @@ class Seeded:
     msg2: UUID  # u2's message in conv2
     shared_msg: UUID
     key: UUID
+    docs: Docs
+
+
+@dataclass(frozen=True)
+class Docs:
+    """One tenant's document store: collection "kb" (holding the public document) and
+    "notes" (no public rows), documents of u1, u2, shared and public, a chunk of each, and
+    the retrieval log (u1's retrieval for msg1 and a tenant-level one)."""
+
+    kb: UUID
+    notes: UUID
+    doc1: UUID  # u1's private document
+    doc2: UUID  # u2's private document
+    shared: UUID  # user_id NULL
+    public: UUID  # user_id NULL, is_public
+    notes_doc: UUID
+    chunk1: UUID
+    chunk2: UUID
+    shared_chunk: UUID
+    public_chunk: UUID
+    notes_chunk: UUID
+    retrieval1: UUID  # u1's, for msg1 in conv1
+    retrieval_t: UUID  # tenant-level (no user)
 
 
 def seed_tenant(client: llmbase.LLMBase, slug: str) -> Seeded:
@@ -158,6 +220,7 @@ def seed_tenant(client: llmbase.LLMBase, slug: str) -> Seeded:
         )
     enqueue(tc, "run", {"name": f"{slug} run without an id"})
     assert client.requests.flush(60), client.requests.stats()
+    docs = seed_documents(client, t.id, u1.id, u2.id, conv1.id, msg1.id)
     return Seeded(
         tenant=t.id,
         slug=slug,
@@ -173,6 +236,84 @@ def seed_tenant(client: llmbase.LLMBase, slug: str) -> Seeded:
         msg2=msg2.id,
         shared_msg=shared_msg.id,
         key=key.key.id,
+        docs=docs,
+    )
+
+
+def _document(
+    conn: Conn, collection: UUID, text: str, vector: list[float], *, public: bool = False
+) -> tuple[UUID, UUID]:
+    """A document with one chunk, owned as the transaction's scope says (column defaults)."""
+    row = conn.execute(
+        "INSERT INTO llmbase.documents (collection_id, is_public, title, content_hash, metadata)"
+        " VALUES (%s, %s, %s, encode(sha256(convert_to(%s, 'UTF8')), 'hex'), %s::jsonb)"
+        " RETURNING id, user_id",
+        (collection, public, text, text, json.dumps({"title": text})),
+    ).fetchone()
+    assert row is not None
+    chunk = conn.execute(
+        "INSERT INTO llmbase.chunks (collection_id, document_id, user_id, is_public, position, content,"
+        " metadata, embedding) VALUES (%s, %s, %s, %s, 0, %s, %s::jsonb, %s::vector) RETURNING id",
+        (collection, row[0], row[1], public, text, json.dumps({"title": text}), str(vector)),
+    ).fetchone()
+    assert chunk is not None
+    return row[0], chunk[0]
+
+
+def seed_documents(
+    client: llmbase.LLMBase, tenant: UUID, u1: UUID, u2: UUID, conv1: UUID, msg1: UUID
+) -> Docs:
+    """The document store with plain SQL as the application role (RLS applies), and the
+    retrieval log in operator scope, where the background writer stores it."""
+    db = client.database
+    with db.transaction(Scope(tenant)) as conn:
+        kb = conn.execute("SELECT id FROM llmbase.create_collection('kb', 3)").fetchone()
+        notes = conn.execute(
+            "SELECT id FROM llmbase.create_collection('notes', 2, p_index_type => 'none')"
+        ).fetchone()
+        assert kb is not None
+        assert notes is not None
+        shared, shared_chunk = _document(conn, kb[0], "shared guide", [1.0, 0.0, 0.0])
+        public, public_chunk = _document(conn, kb[0], "public faq", [0.0, 1.0, 0.0], public=True)
+        notes_doc, notes_chunk = _document(conn, notes[0], "tenant notes", [1.0, 1.0])
+    with db.transaction(Scope(tenant, u1)) as conn:
+        doc1, chunk1 = _document(conn, kb[0], "u1 private", [0.0, 0.0, 1.0])
+    with db.transaction(Scope(tenant, u2)) as conn:
+        doc2, chunk2 = _document(conn, kb[0], "u2 private", [1.0, 1.0, 1.0])
+    retrieval1, retrieval_t = uuid7(), uuid7()
+    with db.transaction(ADMIN) as conn:
+        conn.execute(
+            "INSERT INTO llmbase.retrievals (tenant_id, id, user_id, collection_id, mode, method, query, k,"
+            " conversation_id, message_id, result_count) VALUES"
+            " (%s, %s, %s, %s, 'vector', 'index', 'secret question', 2, %s, %s, 2),"
+            " (%s, %s, NULL, %s, 'text', 'exact', 'tenant question', 1, NULL, NULL, 1)",
+            (tenant, retrieval1, u1, kb[0], conv1, msg1, tenant, retrieval_t, kb[0]),
+        )
+        conn.execute(
+            "INSERT INTO llmbase.retrieval_results (tenant_id, retrieval_id, rank, chunk_id, document_id,"
+            " score, distance) VALUES (%s, %s, 1, %s, %s, 0.9, 0.1), (%s, %s, 2, %s, %s, 0.8, 0.2),"
+            " (%s, %s, 1, %s, %s, 0.5, NULL)",
+            (
+                *(tenant, retrieval1, chunk1, doc1),
+                *(tenant, retrieval1, shared_chunk, shared),
+                *(tenant, retrieval_t, public_chunk, public),
+            ),
+        )
+    return Docs(
+        kb[0],
+        notes[0],
+        doc1,
+        doc2,
+        shared,
+        public,
+        notes_doc,
+        chunk1,
+        chunk2,
+        shared_chunk,
+        public_chunk,
+        notes_chunk,
+        retrieval1,
+        retrieval_t,
     )
 
 
@@ -325,7 +466,7 @@ def _forge(row: dict[str, Any], table: str, col: str, key: list[str]) -> dict[st
     """A copy of a victim's row with fresh key values, still stamped with the victim tenant."""
     forged = dict(row)
     for c in key:
-        if c == col:
+        if c == col or c in PARTITION_KEYS.get(table, ()):
             continue
         forged[c] = str(uuid.uuid4()) if _is_uuid(str(forged.get(c))) else f"forged-{uuid.uuid4().hex[:12]}"
     if table == "tenants":
@@ -357,13 +498,20 @@ def attack(
         assert victim_rows, f"victim has no rows in {table}: the seeding must populate it"
         own_rows = rows_as_json(admin, table, col, own) if own is not None else []
         by_key, by_pk = _match(t, key), _match(t, pk)
+        private = not_public(table)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in insertable_columns(admin, table))
         with scoped(conn, enter):
             for verb, q in (
-                ("select", sql.SQL("SELECT * FROM {} WHERE {} = %s")),
+                ("select", sql.SQL("SELECT * FROM {} WHERE {} = %s AND {}")),
                 ("update", sql.SQL("UPDATE {t} SET {c} = {c} WHERE {c} = %s")),
                 ("delete", sql.SQL("DELETE FROM {} WHERE {} = %s")),
             ):
-                stmt = q.format(t=t, c=tcol) if verb == "update" else q.format(t, tcol)
+                if verb == "update":
+                    stmt = q.format(t=t, c=tcol)
+                elif verb == "select":
+                    stmt = q.format(t, tcol, private)
+                else:
+                    stmt = q.format(t, tcol)
                 _attempt(conn, out, f"{table}: {verb} victim's rows", stmt, (victim,), must_fail=False)
             for row in victim_rows:
                 doc, what = json.dumps(row), f"{table} {row_key(row, pk)}"
@@ -373,7 +521,9 @@ def attack(
                     conn,
                     out,
                     f"select {what} by {key}",
-                    sql.SQL("SELECT * FROM {} WHERE {} AND {} IS DISTINCT FROM %s").format(t, by_key, tcol),
+                    sql.SQL("SELECT * FROM {} WHERE {} AND {} IS DISTINCT FROM %s AND {}").format(
+                        t, by_key, tcol, private
+                    ),
                     (doc, own),
                     must_fail=False,
                 )
@@ -397,9 +547,9 @@ def attack(
                     conn,
                     out,
                     f"insert forged copy of {what}",
-                    sql.SQL("INSERT INTO {} SELECT * FROM jsonb_populate_record(NULL::{}, %s::jsonb)").format(
-                        t, t
-                    ),
+                    sql.SQL(
+                        "INSERT INTO {} ({}) SELECT {} FROM jsonb_populate_record(NULL::{}, %s::jsonb)"
+                    ).format(t, cols, cols, t),
                     (json.dumps(_forge(row, table, col, key)),),
                     must_fail=True,
                 )
@@ -427,13 +577,19 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def visible(conn: Conn, enter: EnterScope, table: str, cols: str = "id") -> set[Any] | None:
+def visible(
+    conn: Conn, enter: EnterScope, table: str, cols: str = "id", *, private: bool = False
+) -> set[Any] | None:
     """What `enter` can see of a table or view: a set of `cols` values, or None when the
-    role has no privilege at all."""
+    role has no privilege at all. `private`: leave out the rows public by design."""
     with scoped(conn, enter):
         try:
             with conn.transaction():
-                q = sql.SQL("SELECT {} FROM {}").format(sql.SQL(cols), qualified(table))
+                q = sql.SQL("SELECT {} FROM {} WHERE {}").format(
+                    sql.SQL(cols),
+                    qualified(table),
+                    not_public(table) if private else sql.SQL("TRUE"),
+                )
                 return {r[0] if len(r) == 1 else tuple(r) for r in conn.execute(q).fetchall()}
         except psycopg.Error as exc:
             if denied(exc):

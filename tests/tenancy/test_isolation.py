@@ -28,6 +28,8 @@ from _tenancy import (
 from psycopg import sql
 
 import llmbase
+from llmbase.documents import search
+from llmbase.documents.rows import Collection
 
 APP = "llmbase_app"
 
@@ -99,9 +101,10 @@ def test_sdk_cannot_touch_other_tenant(
     a, b = two
     tables = tenant_tables(fresh_admin)
     before = dump_tenant(fresh_admin, b.tenant, tables)
+    kb_b = run_plan(client.tenant(b.tenant), search.get_collection, b.docs.kb)
     leaks: list[str] = []
     for who, c in (("tenant", client.tenant(a.tenant)), ("user", client.tenant(a.tenant).user(a.u1))):
-        attempts = _sdk_attempts(c, a, b)
+        attempts = _sdk_attempts(c, a, b, kb_b)
         for name, fn in attempts:
             try:
                 result = fn()
@@ -129,9 +132,15 @@ def test_sdk_cannot_touch_other_tenant(
     assert dump_tenant(fresh_admin, b.tenant, tables) == before
 
 
-def _sdk_attempts(c: llmbase.LLMBase, a: Seeded, b: Seeded) -> list[tuple[str, Any]]:
+def run_plan(c: llmbase.LLMBase, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a document-store plan in the client's scope (as its store binding will)."""
+    return c._core.run(fn, *args, **kwargs)
+
+
+def _sdk_attempts(c: llmbase.LLMBase, a: Seeded, b: Seeded, kb_b: Collection) -> list[tuple[str, Any]]:
     """Every SDK operation aimed at one of B's objects from A's scope."""
     conv, msg, user, key = b.conv1, b.reply1, b.u1, b.key
+    docs = [("private", b.docs.doc1), ("shared", b.docs.shared), ("public", b.docs.public)]
     return [
         ("conversations.get", lambda: c.conversations.get(conv)),
         ("conversations.get shared", lambda: c.conversations.get(b.shared)),
@@ -163,6 +172,18 @@ def _sdk_attempts(c: llmbase.LLMBase, a: Seeded, b: Seeded) -> list[tuple[str, A
         ("users.set_preferences", lambda: c.users.set_preferences({"x": 1}, user_id=user)),
         ("keys.revoke", lambda: c.keys.revoke(key)),
         ("keys.create for B's user", lambda: c.keys.create("k", user_id=user)),
+        # The document store's plans (reads; B's public document too: the SDK stays in its tenant).
+        *[(f"documents.get {name}", lambda d=d: run_plan(c, search.get_document, d)) for name, d in docs],
+        *[
+            (f"documents.chunks {name}", lambda d=d: run_plan(c, search.document_chunks, d))
+            for name, d in docs
+        ],
+        ("collections.get", lambda: run_plan(c, search.get_collection, b.docs.kb)),
+        ("collections.get notes", lambda: run_plan(c, search.get_collection, b.docs.notes)),
+        ("chunks.get", lambda: run_plan(c, search.get_chunks, kb_b, [b.docs.public_chunk, b.docs.chunk1])),
+        ("documents.list", lambda: list(run_plan(c, search.list_documents, kb_b))),
+        ("search", lambda: run_plan(c, search.search, kb_b, vector=[0.0, 1.0, 0.0]).hits),
+        ("search text", lambda: run_plan(c, search.search, kb_b, text="public faq", mode="text").hits),
     ]
 
 
@@ -185,7 +206,8 @@ def test_no_tenant_sees_nothing_and_writes_nothing(
     enter = sdk_scope(tenant, a.u1 if user else None)
     for name in [*tables, *tenant_views(admin)]:
         # No rows (or no privilege at all, for the private auth map).
-        assert visible(raw, enter, name, "1") in (set(), None), f"{name} shows rows without a tenant"
+        got = visible(raw, enter, name, "1", private=True)
+        assert got in (set(), None), f"{name} shows rows without a tenant"
     assert visible(raw, enter, "auth_identities", "1") is None
     for victim in (a, b):
         out = attack(admin, raw, enter, victim.tenant, tables)
@@ -216,6 +238,9 @@ def test_not_found_is_uniform(client: llmbase.LLMBase, two: tuple[Seeded, Seeded
         (lambda i: c.users.get(i), b.u1),
         (lambda i: c.users.profile(i), b.u1),
         (lambda i: c.keys.revoke(i), b.key),
+        (lambda i: run_plan(c, search.get_document, i), b.docs.doc1),
+        (lambda i: run_plan(c, search.get_document, i), b.docs.public),
+        (lambda i: run_plan(c, search.get_collection, i), b.docs.kb),
     ]
     for fn, foreign in cases:
         missing = uuid.uuid4()
@@ -439,6 +464,11 @@ GLOBAL_UNIQUE = {
     ("api_keys", ("id",)),
     # A slug names a tenant: client.tenant("acme") resolves it before a tenant scope exists.
     ("tenants", ("slug",)),
+    # A collection's id is a chunks partition's list value, and its partition_name the
+    # partition's table name: both are global in the schema. Both are minted by
+    # llmbase.create_collection (uuid7 and its hex), never chosen by a tenant.
+    ("collections", ("id",)),
+    ("collections", ("partition_name",)),
 }
 #: Indexes on tenant tables whose first column is not the tenant, each with its reason.
 NOT_TENANT_LEADING = {

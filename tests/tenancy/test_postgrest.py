@@ -47,6 +47,13 @@ IDS: dict[str, str] = {
     "model_prices": "model",
     "ingest_dead_letters": "id",
     "run_iteration_rollups": "iteration",
+    "collections": "id",
+    "documents": "id",
+    "chunks": "id",
+    "retrievals": "id",
+    "retrieval_results": "retrieval_id",
+    "message_sources": "retrieval_id",
+    "document_feedback": "document_id",
 }
 
 
@@ -74,6 +81,8 @@ def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[
 
     convs = {s.conv1, s.shared}
     runs = ids("SELECT id FROM llmbase.runs WHERE tenant_id = %s AND user_id = %s", s.tenant, s.u1)
+    public = only_public(admin)
+    d = s.docs
     return {
         "tenants": {s.tenant},
         "users": {s.u1},
@@ -104,6 +113,15 @@ def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[
         "model_prices": None,
         "ingest_dead_letters": None,
         "run_iteration_rollups": set(),  # tenant-wide scope only: a JWT never is
+        # The document store: own, shared (user NULL) and every tenant's public documents;
+        # the tenant's collections (the public ones of other tenants too); own retrievals.
+        "collections": {d.kb, d.notes} | public["collections"],
+        "documents": {d.doc1, d.shared, d.notes_doc} | public["documents"],
+        "chunks": {d.chunk1, d.shared_chunk, d.notes_chunk} | public["chunks"],
+        "retrievals": {d.retrieval1},
+        "retrieval_results": {d.retrieval1},
+        "message_sources": {d.retrieval1},
+        "document_feedback": {d.doc1, d.shared},
     }
 
 
@@ -113,9 +131,19 @@ def seen(
     return {name: visible(raw, enter, name, IDS[name]) for name in everything(admin)}
 
 
-def nothing(admin: psycopg.Connection[Any]) -> dict[str, set[Any] | None]:
-    """No rows anywhere; tables the role has no grant on refuse outright (None)."""
-    return {name: set() for name in everything(admin)}
+def only_public(admin: psycopg.Connection[Any]) -> dict[str, set[Any]]:
+    """No rows anywhere but the public documents of every tenant, their chunks and the
+    collections holding them (seed 003's anonymous readers read those)."""
+
+    def ids(q: str) -> set[Any]:
+        return {r[0] for r in admin.execute(q).fetchall()}
+
+    out: dict[str, set[Any]] = {name: set() for name in everything(admin)}
+    out["documents"] = ids("SELECT id FROM llmbase.documents WHERE is_public")
+    out["chunks"] = ids("SELECT id FROM llmbase.chunks WHERE is_public")
+    out["collections"] = ids("SELECT DISTINCT collection_id FROM llmbase.documents WHERE is_public")
+    assert all(out[t] for t in ("documents", "chunks", "collections")), "seeding makes public documents"
+    return out
 
 
 def _blank_denied(got: dict[str, set[Any] | None]) -> dict[str, set[Any] | None]:
@@ -148,10 +176,13 @@ def test_ambiguous_identity_without_tenant_claim_sees_nothing(
     fresh_raw: psycopg.Connection[Any],
     two: tuple[Seeded, Seeded],
 ) -> None:
-    """A subject with users in two tenants must name the tenant; without a claim: nothing."""
+    """A subject with users in two tenants must name the tenant; without a claim: nothing
+    (but what is public to everyone)."""
     a, b = two
     client.tenant(b.tenant).users.create("also-a-u1", auth_id=a.auth1)
-    assert _blank_denied(seen(fresh_admin, fresh_raw, postgrest_scope(jwt(a.auth1)))) == nothing(fresh_admin)
+    assert _blank_denied(seen(fresh_admin, fresh_raw, postgrest_scope(jwt(a.auth1)))) == only_public(
+        fresh_admin
+    )
     # Naming either tenant works.
     assert visible(fresh_raw, postgrest_scope(jwt(a.auth1, b.tenant)), "conversations") == {b.shared}
     assert visible(fresh_raw, postgrest_scope(jwt(a.auth1, a.tenant)), "conversations") == {a.conv1, a.shared}
@@ -161,7 +192,8 @@ def test_tenant_claim_without_membership_sees_nothing(
     admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
 ) -> None:
     """A (forged or stale) tenant claim for a tenant where the subject has no user grants
-    nothing: no user-owned rows, no shared rows, not even the tenant's own rows."""
+    nothing: no user-owned rows, no shared rows, not even the tenant's own rows (only what
+    is public to everyone)."""
     a, b = two
     for claims in (
         jwt(a.auth1, b.tenant),
@@ -170,7 +202,7 @@ def test_tenant_claim_without_membership_sees_nothing(
         {"role": "authenticated", "tenant_id": str(b.tenant)},  # no sub at all
     ):
         enter = postgrest_scope(claims)
-        assert _blank_denied(seen(admin, raw, enter)) == nothing(admin), claims
+        assert _blank_denied(seen(admin, raw, enter)) == only_public(admin), claims
         with scoped(raw, enter):
             assert raw.execute("SELECT llmbase.current_user_id()").fetchone() == (None,)
 
@@ -189,8 +221,8 @@ def test_malformed_claims_see_nothing(
         sdk_scope(a.tenant, role="authenticated")(conn)
         postgrest_scope(claims)(conn)
 
-    assert _blank_denied(seen(admin, raw, enter)) == nothing(admin)
-    assert _blank_denied(seen(admin, raw, postgrest_scope(claims))) == nothing(admin)
+    assert _blank_denied(seen(admin, raw, enter)) == only_public(admin)
+    assert _blank_denied(seen(admin, raw, postgrest_scope(claims))) == only_public(admin)
 
 
 def test_claims_win_over_sdk_gucs(
@@ -209,18 +241,35 @@ def test_claims_win_over_sdk_gucs(
 
 
 # -- roles ---------------------------------------------------------------------------------------
-def test_anon_sees_nothing(
+def test_anon_reads_public_documents_only(
     admin: psycopg.Connection[Any], raw: psycopg.Connection[Any], two: tuple[Seeded, Seeded]
 ) -> None:
-    a, _ = two
+    """Anonymous clients read every tenant's public documents, their chunks and the
+    collections holding them, and nothing else; they write nothing."""
+    a, b = two
     for claims in ({"role": "anon"}, jwt(a.auth1, a.tenant) | {"role": "anon"}):
         got = seen(admin, raw, postgrest_scope(claims, role="anon"))
-        assert _blank_denied(got) == nothing(admin)
-    with (
-        scoped(raw, postgrest_scope({"role": "anon"}, role="anon")),
-        pytest.raises(psycopg.errors.InsufficientPrivilege),
+        assert _blank_denied(got) == only_public(admin)
+        assert got["documents"] == {a.docs.public, b.docs.public}
+        assert got["chunks"] == {a.docs.public_chunk, b.docs.public_chunk}
+        assert got["collections"] == {a.docs.kb, b.docs.kb}  # not "notes": nothing public in it
+    anon = postgrest_scope({"role": "anon"}, role="anon")
+    with scoped(raw, anon):
+        assert raw.execute(
+            "SELECT content FROM llmbase.chunks WHERE document_id = %s", (a.docs.public,)
+        ).fetchall() == [("public faq",)]
+    for stmt, params in (
+        ("INSERT INTO llmbase.conversations (title) VALUES ('anon')", ()),
+        (
+            "INSERT INTO llmbase.documents (tenant_id, collection_id, is_public, content_hash)"
+            " VALUES (%s, %s, true, repeat('0', 64))",
+            (a.tenant, a.docs.kb),
+        ),
+        ("UPDATE llmbase.documents SET title = 'defaced' WHERE id = %s", (a.docs.public,)),
+        ("DELETE FROM llmbase.chunks WHERE id = %s", (a.docs.public_chunk,)),
     ):
-        raw.execute("INSERT INTO llmbase.conversations (title) VALUES ('anon')")
+        with scoped(raw, anon), pytest.raises(psycopg.errors.InsufficientPrivilege):
+            raw.execute(stmt, params)
 
 
 def test_service_role_sees_everything(
@@ -300,9 +349,41 @@ def test_authenticated_writes_only_as_itself(
             (a.shared_msg, a.shared, a.u2),
         ),
         ("UPDATE llmbase.conversations SET user_id = %s WHERE id = %s", (a.u2, a.conv1)),
+        (
+            "INSERT INTO llmbase.documents (collection_id, user_id, content_hash) VALUES (%s, %s, repeat('0', 64))",
+            (a.docs.kb, a.u2),
+        ),
+        (
+            "INSERT INTO llmbase.documents (collection_id, user_id, content_hash) VALUES (%s, NULL, repeat('0', 64))",
+            (a.docs.kb,),
+        ),
+        ("UPDATE llmbase.documents SET user_id = %s WHERE id = %s", (a.u2, a.docs.doc1)),
+        ("SELECT llmbase.create_collection('mine', 3)", ()),
     ):
         with scoped(raw, enter), pytest.raises(psycopg.errors.InsufficientPrivilege):
             raw.execute(stmt, params)
+    # Own documents and chunks: written with the caller's tenant and user (column defaults).
+    with scoped(raw, enter):
+        row = raw.execute(
+            "INSERT INTO llmbase.documents (collection_id, content_hash) VALUES (%s, repeat('1', 64))"
+            " RETURNING id, tenant_id, user_id",
+            (a.docs.kb,),
+        ).fetchone()
+        assert row is not None
+        assert row[1:] == (a.tenant, a.u1)
+        chunk = raw.execute(
+            "INSERT INTO llmbase.chunks (collection_id, document_id, position, content)"
+            " VALUES (%s, %s, 0, 'mine') RETURNING tenant_id, user_id",
+            (a.docs.kb, row[0]),
+        ).fetchone()
+        assert chunk == (a.tenant, a.u1)
+        for table, ident in (
+            ("documents", a.docs.shared),
+            ("documents", a.docs.doc2),
+            ("chunks", a.docs.chunk2),
+        ):
+            q = sql.SQL("UPDATE {} SET metadata = '{{}}' WHERE id = %s").format(qualified(table))
+            assert raw.execute(q, (ident,)).rowcount == 0
 
 
 def test_authenticated_cannot_touch_other_tenant(

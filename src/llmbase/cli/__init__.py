@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, archive, db, migrate, report, seed, types, up
+from . import admin, archive, db, docs, migrate, report, seed, types, up
 
 app = typer.Typer(
     name="llmbase",
@@ -21,6 +21,7 @@ app.command("types")(types.types)
 admin.register(app)
 app.add_typer(report.app, name="report")
 app.add_typer(archive.app, name="archive")
+app.add_typer(docs.app, name="docs")
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ done is noted under the row's metadata key ``"_llmbase"`` (docs/ingest.md):
 - created_at: an aware datetime (naive = UTC), epoch seconds or ISO text between
   2000-01-01 and a day from now; else the time it was logged, noted;
 - bodies (request_body, response_body): any Python value; JSON it cannot be (sets, bytes,
-  dates, objects) becomes its str() (llmbase._sanitize.clean_json); over the body cap
+  dates, objects) becomes its str(), an Enum member its value (llmbase._sanitize.clean_json;
+  orjson writes the values that are JSON already, see `json_bytes`); over the body cap
   (Settings.ingest_body_max_bytes, UTF-8 bytes of the JSON) the body is replaced by the
   marker ``{"$truncated": true, "original_bytes": n, "head": "<first bytes of the JSON>"}``
   and bodies_truncated is set;
@@ -25,31 +26,49 @@ done is noted under the row's metadata key ``"_llmbase"`` (docs/ingest.md):
 Runs, iterations and tool calls follow the same rule; a record missing what identifies it
 (a run without id, an iteration without run_id and iteration number, a tool call without
 run_id) cannot be stored and goes straight to the dead-letter table.
+
+A normalised request is kept as its COPY row (`Record.values`: a tuple in REQUEST_COLUMNS
+order whose uuid, jsonb and text[] values are already in their binary COPY format: the 16
+bytes of a UUID, b"\x01" + the UTF-8 JSON, text[]'s array format; the tenant at 0, None
+while it is a slug), built in one pass over the payload with the common cases (a str, int,
+float, UUID or datetime already valid) checked inline; `Normaliser.requests` does several
+at once, looking at their JSON in one pass (NUL, NaN, the secret pre-check). A tuple of
+such plain values is not tracked by Python's cyclic garbage collector, so a batch in flight
+adds nothing to its full collections. `Record.row` is the same as a dict (column -> value,
+NULLs left out, UUIDs, JSON as text, tags as a list).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from .._ids import uuid7
 from .._sanitize import clean_json, clean_text
-from ..redact import scrub_json, scrub_text
+from ..redact import maybe_secret, scrub_json, scrub_text
 
 __all__ = [
     "KIND_ORDER",
     "REQUEST_COLUMNS",
+    "REQUEST_INDEX",
     "Normaliser",
     "Record",
     "decode",
     "encode",
+    "json_bytes",
+    "request_row",
+    "request_values",
+    "text_array",
 ]
 
 #: Within a batch, kinds are applied in this order (foreign keys: runs first).
@@ -72,15 +91,18 @@ Prepare = Callable[[str, "UUID | str", dict[str, Any]], "Record"]
 
 class Record:
     """One record on its way to the sink (or the spool): normalised, or still the payload
-    as logged plus the function that will normalise it (redaction included) on first use of
-    its row. The sink normalises fresh requests inside its COPY loop, so that work overlaps
-    with the server storing the rows before them."""
+    as logged plus the function that will normalise it (redaction included) on first use.
+    The sink normalises fresh requests inside its COPY loop, so that work overlaps with the
+    server storing the rows before them. A request is kept as its COPY row (`values`);
+    `row` is a plain dict of the same (a copy: change `values` to change a request)."""
 
     __slots__ = (
         "_invalid",
-        "_pending",
+        "_payload",
+        "_prepare",
         "_row",
         "_user_ref",
+        "_values",
         "attempts",
         "error",
         "first_failed_at",
@@ -101,73 +123,125 @@ class Record:
         first_failed_at: datetime | None = None,
         invalid: str | None = None,  # why it can never be stored: straight to dead letters
         fresh: bool = True,  # False once it went through the spool (it may be stored already)
-        pending: tuple[Prepare, dict[str, Any]] | None = None,
+        values: tuple[Any, ...] | None = None,  # a request's COPY row (then `row` is None)
     ) -> None:
         self.kind = kind
         self.tenant = tenant
         self._row = row
+        self._values = values
         self._user_ref = user_ref
         self.attempts = attempts
         self.error = error
         self.first_failed_at = first_failed_at
         self._invalid = invalid
         self.fresh = fresh
-        self._pending = pending
+        self._payload: dict[str, Any] | None = None
+        self._prepare: Prepare | None = None
 
     @classmethod
     def lazy(cls, kind: str, tenant: UUID | str, payload: dict[str, Any], prepare: Prepare) -> Record:
-        return cls(kind, tenant, pending=(prepare, payload))
+        rec = cls(kind, tenant)
+        rec._payload = payload
+        rec._prepare = prepare
+        return rec
 
-    def _materialise(self) -> dict[str, Any]:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            made = pending[0](self.kind, self.tenant, pending[1])
-            self._row, self._user_ref, self._invalid = made._row, made._user_ref, made._invalid
-        if self._row is None:
-            self._row = {}
-        return self._row
+    @staticmethod
+    def prefetch(records: Sequence[Record]) -> None:
+        """Normalise the requests among `records` still as logged, all at once when their
+        preparer can (a `many` method, like Normaliser.requests): cheaper than one by one.
+        The sink calls it on the next rows it will stream."""
+        group = [r for r in records if r._prepare is not None and r.kind == "request"]
+        if len(group) < 2:
+            return
+        prepare = group[0]._prepare
+        many: Callable[[list[tuple[UUID | str, dict[str, Any]]]], list[Record]] | None
+        many = getattr(prepare, "many", None)
+        if many is None:
+            return
+        group = [r for r in group if r._prepare is prepare]
+        made = many([(r.tenant, r._payload or {}) for r in group])
+        for r, m in zip(group, made, strict=True):
+            r._prepare = r._payload = None
+            r._row, r._values, r._user_ref, r._invalid = m._row, m._values, m._user_ref, m._invalid
+
+    def _materialise(self) -> None:
+        prepare, payload = self._prepare, self._payload
+        self._prepare = self._payload = None
+        if prepare is not None and payload is not None:
+            made = prepare(self.kind, self.tenant, payload)
+            self._row, self._values = made._row, made._values
+            self._user_ref, self._invalid = made._user_ref, made._invalid
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """A request's COPY row (see the module docstring)."""
+        if self._prepare is not None:
+            self._materialise()
+        v = self._values
+        if v is None:
+            v = self._values = request_values(self._row or {}, self.tenant)
+            self._row = None
+        return v
+
+    @values.setter
+    def values(self, values: tuple[Any, ...]) -> None:
+        self._prepare = self._payload = None
+        self._row = None
+        self._values = values
 
     @property
     def row(self) -> dict[str, Any]:
+        if self._prepare is not None:
+            self._materialise()
+        if self._values is not None:
+            return request_row(self._values)
         row = self._row
-        return row if row is not None else self._materialise()
+        if row is None:
+            row = self._row = {}
+        return row
 
     @property
     def user_ref(self) -> str | None:
-        if self._pending is not None:
+        if self._prepare is not None:
             self._materialise()
         return self._user_ref
 
     @property
     def invalid(self) -> str | None:
-        if self._pending is not None:
+        if self._prepare is not None:
             self._materialise()
         return self._invalid
 
     @invalid.setter
     def invalid(self, why: str | None) -> None:
-        self.row  # noqa: B018 - materialise first, so it does not overwrite this
+        if self._prepare is not None:
+            self._materialise()  # first, so it does not overwrite this
         self._invalid = why
 
     def may_need_user(self) -> bool:
         """Could this record name its user by external id (without normalising it)?"""
-        if self._pending is not None:
-            p = self._pending[1]
+        p = self._payload
+        if p is not None:
             return p.get("user") is not None and p.get("user_id") is None
-        return self._user_ref is not None and "user_id" not in (self._row or {})
+        if self._user_ref is None:
+            return False
+        if self._values is not None:
+            return self._values[_I_USER] is None
+        return "user_id" not in (self._row or {})
 
-    def peek(self) -> tuple[UUID, datetime] | None:
+    def peek(self, limit: datetime | None = None) -> tuple[UUID, datetime] | None:
         """(id, created_at) of a request without normalising it when they are plain (a UUID and
-        an aware UTC datetime in range, as `log()` sets them); None: ask `row`."""
-        if self._pending is None:
+        an aware UTC datetime in range, as `log()` sets them); None: ask `values`. `limit`:
+        the latest time allowed (default: now + 1 day)."""
+        p = self._payload
+        if p is None:
             return None
-        p = self._pending[1]
         rid, at = p.get("id"), p.get("created_at")
         if (
             type(rid) is UUID
             and type(at) is datetime
             and at.tzinfo is UTC
-            and _MIN_TIME <= at <= _time_limit()
+            and _MIN_TIME <= at <= (limit or _time_limit())
         ):
             return rid, at
         return None
@@ -175,6 +249,10 @@ class Record:
     @property
     def id(self) -> UUID:
         """The record's own id (the dead-letter key)."""
+        if self._prepare is not None:
+            self._materialise()
+        if self._values is not None and self._values[_I_ID] is not None:
+            return UUID(bytes=self._values[_I_ID])
         row = self.row
         rid = row.get("id")
         if isinstance(rid, UUID):
@@ -183,11 +261,15 @@ class Record:
             from uuid import uuid5
 
             return uuid5(row["run_id"], str(row.get("iteration")))
-        rid = row["id"] = uuid7()
-        return rid
+        new = row["id"] = uuid7()
+        if self._values is not None:
+            v = self._values
+            self._values = (*v[:_I_ID], new.bytes, *v[_I_ID + 1 :])
+        return new
 
     def __repr__(self) -> str:
-        return f"<Record {self.kind} {self.tenant} {'pending' if self._pending else self._row}>"
+        shown = "pending" if self._prepare is not None else (self._values or self._row)
+        return f"<Record {self.kind} {self.tenant} {shown}>"
 
 
 # -- value converters: return the stored value or raise Invalid -------------------------------------
@@ -213,6 +295,10 @@ def _uuid(v: Any) -> UUID:
         return UUID(str(v))
     except ValueError:
         raise Invalid("not a UUID") from None
+
+
+def _uuid_bytes(v: Any) -> bytes:
+    return _uuid(v).bytes
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], int]:
@@ -254,7 +340,7 @@ def _float(lo: float | None) -> Callable[[Any], float]:
 
 def _money(lo: Decimal | None) -> Callable[[Any], Decimal]:
     def conv(v: Any) -> Decimal:
-        if isinstance(v, bool):
+        if type(v) is not Decimal and isinstance(v, bool):
             raise Invalid("not a number")
         try:
             d = v if isinstance(v, Decimal) else Decimal(repr(v) if isinstance(v, float) else str(v))
@@ -487,6 +573,157 @@ _RUN_CONV: dict[str, dict[str, Callable[[Any], Any]]] = {
 }
 _REQUIRED = {"run": ("id",), "iteration": ("run_id", "iteration"), "tool_call": ("run_id",)}
 
+# -- the COPY row of a request -------------------------------------------------------------------------
+#: Column -> position in a request's COPY row (REQUEST_COLUMNS order; the tenant is 0).
+REQUEST_INDEX: dict[str, int] = {c: i for i, (c, _) in enumerate(REQUEST_COLUMNS)}
+_COLS = tuple(c for c, _ in REQUEST_COLUMNS)
+_NCOLS = len(REQUEST_COLUMNS)
+_JSON_AT = frozenset(i for i, (_, t) in enumerate(REQUEST_COLUMNS) if t == "jsonb")
+_UUID_AT = frozenset(i for i, (_, t) in enumerate(REQUEST_COLUMNS) if t == "uuid")
+_I_ID = REQUEST_INDEX["id"]
+_I_CREATED = REQUEST_INDEX["created_at"]
+_I_USER = REQUEST_INDEX["user_id"]
+_I_PROMPT = REQUEST_INDEX["tokens_prompt"]
+_I_COMPLETION = REQUEST_INDEX["tokens_completion"]
+_I_TOTAL = REQUEST_INDEX["tokens_total"]
+_I_ERROR = REQUEST_INDEX["error_message"]
+_I_REQUEST_BODY = REQUEST_INDEX["request_body"]
+_I_RESPONSE_BODY = REQUEST_INDEX["response_body"]
+_I_TRUNCATED = REQUEST_INDEX["bodies_truncated"]
+_I_TAGS = REQUEST_INDEX["tags"]
+_I_METADATA = REQUEST_INDEX["metadata"]
+_JSONB = b"\x01"  # jsonb's binary format: a version byte, then the JSON text
+_EMPTY_OBJECT = _JSONB + b"{}"
+
+_ARRAY_HEAD = struct.Struct("!iiIii")  # ndim 1, no NULLs, element type, length, lower bound 1
+_LEN = struct.Struct("!i")
+_TEXT_OID = 25
+_EMPTY_ARRAY = struct.pack("!iiI", 0, 0, _TEXT_OID)
+
+
+def text_array(items: list[str]) -> bytes:
+    """A list of str in text[]'s binary format (what COPY ... FORMAT BINARY reads)."""
+    if not items:
+        return _EMPTY_ARRAY
+    parts = [_ARRAY_HEAD.pack(1, 0, _TEXT_OID, len(items), 1)]
+    for t in items:
+        b = t.encode()
+        parts.append(_LEN.pack(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def text_array_items(data: bytes) -> list[str]:
+    """The inverse of `text_array`."""
+    ndim = _LEN.unpack_from(data, 0)[0]
+    if ndim == 0:
+        return []
+    n = _LEN.unpack_from(data, 12)[0]
+    out: list[str] = []
+    pos = 20
+    for _ in range(n):
+        size = _LEN.unpack_from(data, pos)[0]
+        out.append(data[pos + 4 : pos + 4 + size].decode())
+        pos += 4 + size
+    return out
+
+
+_ARRAYS: dict[tuple[str, ...], bytes] = {}  # text_array of tag lists seen (an app has a few)
+
+
+def _tags_value(v: Any) -> bytes:
+    """Tags in text[]'s binary format; plain lists of short ASCII strings take no detour."""
+    if type(v) is list and len(v) <= 100:
+        for t in v:
+            if type(t) is not str or len(t) > 200 or not t.isascii() or "\x00" in t:
+                break
+        else:
+            key = tuple(v)
+            data = _ARRAYS.get(key)
+            if data is None:
+                data = text_array(v)
+                if len(_ARRAYS) < 1024:
+                    _ARRAYS[key] = data
+            return data
+    return text_array(_tags(v))
+
+
+def request_values(row: Mapping[str, Any], tenant: UUID | str | None = None) -> tuple[Any, ...]:
+    """The COPY row of a request given as a dict (a record read back from the spool)."""
+    values: list[Any] = [None] * _NCOLS
+    values[0] = tenant.bytes if isinstance(tenant, UUID) else None
+    for k, v in row.items():
+        i = REQUEST_INDEX.get(k)
+        if i is None or i == 0 or v is None:
+            continue
+        if i in _JSON_AT:
+            v = _JSONB + (v.encode() if isinstance(v, str) else json_bytes(v))
+        elif i in _UUID_AT:
+            v = v.bytes if isinstance(v, UUID) else UUID(str(v)).bytes
+        elif i == _I_TAGS:
+            v = text_array(list(v))
+        values[i] = v
+    return tuple(values)
+
+
+def request_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    """A request's COPY row as a dict: column -> value, NULLs left out, UUIDs, JSON as
+    text, tags as a list (the tenant is the record's, not in here)."""
+    row: dict[str, Any] = {}
+    for i in range(1, _NCOLS):
+        v = values[i]
+        if v is None:
+            continue
+        if i in _JSON_AT:
+            v = bytes(v[1:]).decode()
+        elif i in _UUID_AT:
+            v = UUID(bytes=bytes(v))
+        elif i == _I_TAGS:
+            v = text_array_items(v)
+        row[_COLS[i]] = v
+    return row
+
+
+# How `Normaliser.request` checks a field inline before calling its converter.
+_TEXT, _ID, _INT, _FLOAT, _BOOL, _CHOICE, _TIME, _OTHER = range(8)
+_INF = math.inf
+
+
+def _request_spec() -> dict[str, tuple[int, int, Any, Callable[[Any], Any]]]:
+    """Field -> (position, inline check, its argument, converter)."""
+    text = {"provider": 100, "model": 200, "error_kind": 200, "error_message": 10_000}
+    text |= {"cost_source": 200, "audio_format": 50}
+    choices = {"request_type": REQUEST_TYPES, "status": REQUEST_STATUS}
+    spec: dict[str, tuple[int, int, Any, Callable[[Any], Any]]] = {}
+    for k, conv in _REQUEST_CONV.items():
+        t = dict(REQUEST_COLUMNS)[k]
+        if k in text:
+            spec[k] = (REQUEST_INDEX[k], _TEXT, text[k], conv)
+        elif k in choices:
+            spec[k] = (REQUEST_INDEX[k], _CHOICE, choices[k], conv)
+        elif t == "uuid":
+            spec[k] = (REQUEST_INDEX[k], _ID, None, _uuid_bytes)
+        elif t in ("int2", "int4", "int8"):
+            lo, hi = {"int2": (-32768, 32767), "int4": (0, _INT4), "int8": (0, 2**63 - 1)}[t]
+            spec[k] = (REQUEST_INDEX[k], _INT, (0 if k == "iteration" else lo, hi), conv)
+        elif t in ("float8", "float4"):
+            spec[k] = (REQUEST_INDEX[k], _FLOAT, 0.0, conv)
+        elif t == "bool":
+            spec[k] = (REQUEST_INDEX[k], _BOOL, None, conv)
+        else:  # money, tags
+            spec[k] = (REQUEST_INDEX[k], _OTHER, None, _tags_value if k == "tags" else conv)
+    spec["id"] = (_I_ID, _ID, None, _uuid_bytes)
+    spec["created_at"] = (_I_CREATED, _TIME, None, _time)
+    return spec
+
+
+_REQUEST_SPEC = _request_spec()
+_REQUEST_TEMPLATE: list[Any] = [None] * _NCOLS
+for _k, _v in _REQUEST_DEFAULTS.items():
+    _REQUEST_TEMPLATE[REQUEST_INDEX[_k]] = _v
+_REQUEST_TEMPLATE[_I_TAGS] = _EMPTY_ARRAY
+_REQUEST_TEMPLATE[_I_METADATA] = _EMPTY_OBJECT
+
 
 # -- JSON ----------------------------------------------------------------------------------------------
 def _not_json(value: Any) -> Any:
@@ -497,9 +734,69 @@ def _not_json(value: Any) -> Any:
 # separators, UTF-8 text as is, NaN / Infinity / other types refused (-> the slow rule).
 _C_ENCODE = c_make_encoder(None, _not_json, encode_basestring, None, ":", ",", False, False, False)
 
+# orjson writes JSON values about ten times faster than the json module. It is used only where
+# its output is the rule's: dates, dataclasses and subclasses of str / int / dict / list are
+# passed to `_not_json` (-> the rule), and so are non-str keys, lone surrogates and integers
+# beyond 64 bits (it raises); NUL becomes "\u0000" and NaN / Infinity null (it does not
+# raise): both are looked for in its output. Enum members: their value, as in the rule.
+_ORJSON = orjson.dumps
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON of any Python value by the module's rule (never raises)."""
+    return _json_list([value])[0][0]
+
+
+def _json_list(values: list[Any]) -> tuple[list[bytes], bytes]:
+    """`json_bytes` of each value, and all of them joined by newlines (where NUL and NaN are
+    looked for at once)."""
+    texts: list[bytes] = []
+    for v in values:
+        try:
+            texts.append(_ORJSON(v, _not_json, _ORJSON_OPTIONS))
+        except Exception:  # orjson.JSONEncodeError (a TypeError): not plain JSON, see above
+            texts.append(dump_json(v).encode())
+    joined = texts[0] if len(texts) == 1 else b"\n".join(texts)
+    nul = b"\\" in joined and b"\\u0000" in joined
+    if nul or b"null" in joined:  # "\u0000": a NUL; null: None, or a NaN / infinity?
+        for i, (v, t) in enumerate(zip(values, texts, strict=True)):
+            if (nul and b"\\u0000" in t) or (b"null" in t and _non_finite(v)):
+                texts[i] = dump_json(v).encode()
+        joined = texts[0] if len(texts) == 1 else b"\n".join(texts)
+    return texts, joined
+
+
+def _non_finite(value: Any) -> bool:
+    """Is there a NaN or an infinity in `value` (plain dicts, lists and tuples; orjson took
+    it, so it is no deeper than orjson's limit)?"""
+    t = type(value)
+    if t is float:
+        return not math.isfinite(value)
+    if t is dict:
+        items: Iterable[Any] = value.values()
+    elif t is list or t is tuple:
+        try:  # numbers only (an embedding): math.fsum looks at them in C
+            return not math.isfinite(math.fsum(value))
+        except (TypeError, ValueError, OverflowError):  # not only numbers; inf - inf; too big
+            items = value
+    else:
+        return False
+    for v in items:
+        t = type(v)
+        if t is float:
+            if not math.isfinite(v):
+                return True
+        elif (t is dict or t is list or t is tuple) and _non_finite(v):
+            return True
+    return False
+
 
 def dump_json(value: Any) -> str:
-    """JSON text of any Python value by the module's rule (never raises)."""
+    """JSON text of any Python value by the module's rule (never raises), with the json
+    module (`json_bytes` is the fast way to the same)."""
     try:
         text = "".join(_C_ENCODE(value, 0))
     except (TypeError, ValueError, RecursionError):
@@ -530,16 +827,16 @@ def _dump_clean(value: Any) -> str:
         )
 
 
-def cap_json(text: str, limit: int) -> tuple[str, bool]:
-    """`text`, or the truncation marker when its UTF-8 size exceeds `limit` bytes."""
-    if len(text) * 4 <= limit:
-        return text, False
-    raw = text.encode()
+def cap_json_bytes(raw: bytes, limit: int) -> tuple[bytes, bool]:
+    """`raw` (UTF-8 JSON), or the truncation marker when it is longer than `limit` bytes."""
     if len(raw) <= limit:
-        return text, False
+        return raw, False
     head = raw[:limit].decode(errors="ignore")
     marker = {TRUNCATED: True, "original_bytes": len(raw), "head": head}
-    return json.dumps(marker, ensure_ascii=False, separators=(",", ":")), True
+    return json.dumps(marker, ensure_ascii=False, separators=(",", ":")).encode(), True
+
+
+_Fields = tuple[list[Any], list[int], list[Any], "str | None"]
 
 
 class Normaliser:
@@ -549,18 +846,21 @@ class Normaliser:
         self.body_max = body_max_bytes
         self.metadata_max = metadata_max_bytes
         self.scrub: Callable[[str], str] | None = scrub_text if scrub else None
-        self._scrub_json: Callable[[Any, str], str] | None = scrub_json if scrub else None
+        self._tenant: tuple[UUID | None, bytes] = (None, b"")
 
-    def _json(self, value: Any, limit: int) -> tuple[str, bool]:
-        text = dump_json(value)
-        if self._scrub_json is not None:
-            text = self._scrub_json(value, text)
-        return cap_json(text, limit)
+    def _json(self, value: Any, limit: int) -> bytes:
+        """UTF-8 JSON of a value, redacted (`maybe_secret` first), capped."""
+        texts, joined = _json_list([value])
+        text = texts[0]
+        if self.scrub is not None and maybe_secret(joined):
+            text = scrub_json(value, text.decode()).encode()
+        return cap_json_bytes(text, limit)[0]
 
-    def _metadata(self, md: Any, extra: dict[str, Any] | None, notes: dict[str, Any] | None) -> str:
+    def _metadata_value(self, md: Any, extra: dict[str, Any] | None, notes: dict[str, Any] | None) -> Any:
+        """The metadata object to store (None: empty)."""
         if md is None:
             obj: Any = {}
-        elif isinstance(md, Mapping):
+        elif type(md) is dict or isinstance(md, Mapping):
             obj = md if (not extra and not notes and type(md) is dict) else dict(md)
         else:
             obj = {"value": md}
@@ -569,42 +869,119 @@ class Normaliser:
                 obj.setdefault(k, v)
         if notes:
             obj[NOTES] = notes
-        if not obj:
+        return obj if obj else None
+
+    def _metadata(self, md: Any, extra: dict[str, Any] | None, notes: dict[str, Any] | None) -> str:
+        obj = self._metadata_value(md, extra, notes)
+        if obj is None:
             return "{}"
-        return self._json(obj, self.metadata_max)[0]
+        return self._json(obj, self.metadata_max).decode()
 
     # -- requests --------------------------------------------------------------------------
     def request(self, tenant: UUID | str, payload: Mapping[str, Any]) -> Record:
-        row: dict[str, Any] = dict(_REQUEST_DEFAULTS)
+        return self.requests([(tenant, payload)])[0]
+
+    def requests(self, items: Sequence[tuple[UUID | str, Mapping[str, Any]]]) -> list[Record]:
+        """`request` for several payloads at once: the same records, but the JSON of all of
+        them is looked at in one pass (NUL, NaN, the secret pre-check; per record only when
+        that pass finds something)."""
+        parts = [self._fields(tenant, payload) for tenant, payload in items]
+        objs = [o for part in parts for o in part[2]]
+        if objs:
+            texts, joined = _json_list(objs)
+            if self.scrub is not None and maybe_secret(joined):
+                texts = self._redacted(parts, objs, texts)
+            k = 0
+            for vals, at, _, _ in parts:
+                for i in at:
+                    text = texts[k]
+                    k += 1
+                    limit = self.metadata_max if i == _I_METADATA else self.body_max
+                    if len(text) > limit:
+                        text = cap_json_bytes(text, limit)[0]
+                        if i != _I_METADATA:
+                            vals[_I_TRUNCATED] = True
+                    vals[i] = _JSONB + text
+        return [
+            Record("request", tenant, None, user_ref, values=tuple(vals))
+            for (tenant, _), (vals, _, _, user_ref) in zip(items, parts, strict=True)
+        ]
+
+    @staticmethod
+    def _redacted(parts: list[_Fields], objs: list[Any], texts: list[bytes]) -> list[bytes]:
+        """The JSON texts with secrets redacted, record by record where the pre-check says so."""
+        out = list(texts)
+        k = 0
+        for _, at, _, _ in parts:
+            mine = texts[k : k + len(at)]
+            if mine and maybe_secret(mine[0] if len(mine) == 1 else b"\n".join(mine)):
+                for j in range(k, k + len(at)):
+                    out[j] = scrub_json(objs[j], texts[j].decode()).encode()
+            k += len(at)
+        return out
+
+    def _fields(self, tenant: UUID | str, payload: Mapping[str, Any]) -> _Fields:
+        """A request's COPY row but its JSON columns (a list), the positions of the JSON
+        columns given, their values, and the external user id."""
+        vals = _REQUEST_TEMPLATE.copy()
+        if type(tenant) is UUID:
+            last = self._tenant
+            if last[0] is not tenant:  # most records are the last one's tenant
+                last = self._tenant = (tenant, tenant.int.to_bytes(16))
+            vals[0] = last[1]
         notes: dict[str, Any] | None = None
         extra: dict[str, Any] | None = None
         user_ref: str | None = None
         md: Any = None
-        bodies: dict[str, Any] = {}
+        at: list[int] = []  # the JSON columns given (positions), and their values
+        objs: list[Any] = []
+        spec = _REQUEST_SPEC
         for k, v in payload.items():
             if v is None:
                 continue
-            conv = _REQUEST_CONV.get(k)
-            if conv is not None:
+            s = spec.get(k)
+            if s is not None:  # a column: the common valid cases inline, else its converter
+                i, check, arg, conv = s
+                t = type(v)
+                if check == _TEXT:
+                    if t is str and len(v) <= arg and v.isascii() and "\x00" not in v:
+                        vals[i] = v
+                        continue
+                elif check == _ID:
+                    if t is UUID:
+                        vals[i] = v.int.to_bytes(16)  # v.bytes, without the property
+                        continue
+                elif check == _INT:
+                    if t is int and arg[0] <= v <= arg[1]:
+                        vals[i] = v
+                        continue
+                elif check == _FLOAT:
+                    if t is float and 0.0 <= v < _INF:
+                        vals[i] = v
+                        continue
+                elif check == _CHOICE:
+                    if t is str and v in arg:
+                        vals[i] = v
+                        continue
+                elif check == _BOOL:
+                    if t is bool:
+                        vals[i] = v
+                        continue
+                elif check == _TIME and t is datetime and v.tzinfo is UTC and _MIN_TIME <= v <= _time_limit():
+                    vals[i] = v
+                    continue
                 try:
-                    row[k] = conv(v)
+                    vals[i] = conv(v)
                 except Exception as exc:  # Invalid, or a value whose str() fails
                     notes = _note(notes, k, v, _reason(exc))
-                continue
-            if k in ("request_body", "response_body"):
-                bodies[k] = v
+            elif k == "request_body":
+                at.append(_I_REQUEST_BODY)
+                objs.append(v)
+            elif k == "response_body":
+                at.append(_I_RESPONSE_BODY)
+                objs.append(v)
             elif k == "metadata":
                 md = v
-            elif k == "id":
-                try:
-                    row["id"] = _uuid(v)
-                except Exception as exc:  # Invalid, or a value whose str() fails
-                    notes = _note(notes, k, v, _reason(exc))
-            elif k == "created_at":
-                try:
-                    row["created_at"] = _time(v)
-                except Exception as exc:  # Invalid, or a value whose str() fails
-                    notes = _note(notes, k, v, _reason(exc))
             elif k == "user":
                 try:
                     ref = clean_text(v if type(v) is str else str(v))
@@ -616,7 +993,7 @@ class Normaliser:
                     notes = _note(notes, k, v, "an external user id has 1 to 256 characters")
             elif k == "success" and "status" not in payload:
                 try:
-                    row["status"] = "success" if _bool(v) else "error"
+                    vals[REQUEST_INDEX["status"]] = "success" if _bool(v) else "error"
                 except Exception as exc:  # Invalid, or a value whose str() fails
                     notes = _note(notes, k, v, _reason(exc))
             elif k in ("tenant_id", "bodies_truncated"):
@@ -625,25 +1002,26 @@ class Normaliser:
                 if extra is None:
                     extra = {}
                 extra[k] = v
-        if "id" not in row:
-            row["id"] = uuid7()
-        if "created_at" not in row:
-            row["created_at"] = datetime.now(UTC)
-        if "tokens_total" not in row and ("tokens_prompt" in row or "tokens_completion" in row):
-            total = row.get("tokens_prompt", 0) + row.get("tokens_completion", 0)
-            if total <= _INT4:
-                row["tokens_total"] = total
-        if "user_id" in row:
+        if vals[_I_ID] is None:
+            vals[_I_ID] = uuid7().bytes
+        if vals[_I_CREATED] is None:
+            vals[_I_CREATED] = datetime.now(UTC)
+        if vals[_I_TOTAL] is None:
+            prompt, completion = vals[_I_PROMPT], vals[_I_COMPLETION]
+            if prompt is not None or completion is not None:
+                total = (prompt or 0) + (completion or 0)
+                if total <= _INT4:
+                    vals[_I_TOTAL] = total
+        if vals[_I_USER] is not None:
             user_ref = None
-        truncated = False
-        for k, v in bodies.items():
-            row[k], cut = self._json(v, self.body_max)
-            truncated = truncated or cut
-        row["bodies_truncated"] = truncated
-        if "error_message" in row and self.scrub is not None:
-            row["error_message"] = self.scrub(row["error_message"])
-        row["metadata"] = self._metadata(md, extra, notes)
-        return Record("request", tenant, row, user_ref)
+        if vals[_I_ERROR] is not None and self.scrub is not None:
+            vals[_I_ERROR] = self.scrub(vals[_I_ERROR])
+        if md is not None or extra or notes:  # else: metadata {} (the template)
+            obj = self._metadata_value(md, extra, notes)
+            if obj is not None:
+                at.append(_I_METADATA)
+                objs.append(obj)
+        return vals, at, objs, user_ref
 
     # -- runs, iterations, tool calls ----------------------------------------------------------
     def other(self, kind: str, tenant: UUID | str, payload: Mapping[str, Any]) -> Record:
@@ -690,6 +1068,10 @@ class Normaliser:
         if missing:
             rec.invalid = f"{kind} without {', '.join(missing)}"
         return rec
+
+    def many(self, items: Sequence[tuple[UUID | str, Mapping[str, Any]]]) -> list[Record]:
+        """Requests, several at once (Record.prefetch)."""
+        return self.requests(items)
 
     def __call__(self, kind: str, tenant: UUID | str, payload: Mapping[str, Any]) -> Record:
         if kind == "request":
@@ -759,16 +1141,18 @@ def decode(data: bytes) -> Record:
     except ValueError:
         tenant = tenant_text
     first = doc.get("f")
+    kind: str = doc["k"]
     return Record(
-        doc["k"],
+        kind,
         tenant,
-        row,
+        None if kind == "request" else row,
         doc.get("u"),
         attempts=int(doc.get("a") or 0),
         error=doc.get("e"),
         first_failed_at=datetime.fromisoformat(first) if first else None,
         invalid=doc.get("i"),
         fresh=False,
+        values=request_values(row, tenant) if kind == "request" else None,
     )
 
 

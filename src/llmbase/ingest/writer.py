@@ -7,11 +7,13 @@ thread wakes when a batch is waiting or every `ingest_flush_interval`, and per c
 2. replay the spool, oldest segment first (when the database is reachable again);
 3. retry records refused earlier whose backoff has passed;
 4. cut the queue into batches of `ingest_batch_size` and hand each to the sink. Records are
-   redacted and normalised lazily (records.Record): the sink does it row by row inside its
-   COPY, while the server stores the rows before (one thread, no GIL ping-pong). The sink
-   is unavailable: spool the batch, back off (0.25 s doubling to 10 s). It rejects the
-   batch: bisect it to find the records at fault; such a record is retried alone with
-   backoff and goes to llmbase.ingest_dead_letters after `ingest_max_attempts` refusals.
+   redacted and normalised lazily (records.Record): the sink does it 32 at a time inside
+   its COPY (Record.prefetch, Normaliser.requests), while the server stores the rows before
+   (one thread, no GIL ping-pong), and asks the writer to normalise the next queued records
+   while the server ends a COPY (`_prefetch`). The sink is unavailable: spool the batch,
+   back off (0.25 s doubling to 10 s). It rejects the batch: bisect it to find the records
+   at fault; such a record is retried alone with backoff and goes to
+   llmbase.ingest_dead_letters after `ingest_max_attempts` refusals.
 
 `flush()` queues a marker and waits until every record before it is stored (or dead-
 lettered) and nothing of this process waits in the spool. `close()` flushes, stops the
@@ -64,6 +66,7 @@ class Writer:
             metadata_max_bytes=settings.max_metadata_bytes,
             scrub=settings.redact_secrets,
         )
+        self._preparer = _Preparer(self)
         self._init()
         _WRITERS.add(self)
         try:
@@ -82,6 +85,10 @@ class Writer:
         self._closed = False
         self._stopping = False
         self._retry: deque[tuple[float, Record]] = deque()
+        # Requests normalised ahead of their turn (_prefetch), by id of their payload, and how
+        # many queue entries (from its head) were looked at for that.
+        self._ahead: dict[int, tuple[dict[str, Any], Record]] = {}
+        self._ahead_seen = 0
         self._waiters: list[Marker] = []
         self._sink: Sink | None = self._sink_given
         self._spool = Spool(s.spool_dir(), s.ingest_spool_max_bytes)
@@ -230,8 +237,8 @@ class Writer:
         batch = self.settings.ingest_batch_size
         rounds = len(self.queue) // batch + 1  # then yield to replay and retries again
         for _ in range(rounds):
-            items, markers = self.queue.take(batch)
-            if items and not self._write([Record.lazy(*item, self._prepare_one) for item in items]):
+            items, markers = self._take(batch)
+            if items and not self._write([self._lazy(item) for item in items]):
                 self._waiters.extend(markers)  # they wait for the spool to be replayed
                 self._to_spool()
                 return
@@ -253,12 +260,53 @@ class Writer:
         """Redact and normalise now (for the spool)."""
         return [self._prepare_one(*item) for item in items]
 
+    def _take(self, n: int) -> tuple[list[Item], list[Marker]]:
+        items, markers = self.queue.take(n)
+        self._ahead_seen = max(0, self._ahead_seen - len(items) - len(markers))
+        return items, markers
+
+    def _lazy(self, item: Item) -> Record:
+        """The record of a queue item: normalised already (_prefetch), or lazily."""
+        if self._ahead:
+            made = self._ahead.pop(id(item[2]), None)
+            if made is not None and made[0] is item[2]:
+                return made[1]
+        return Record.lazy(*item, self._preparer)
+
+    def _prefetch(self) -> bool:
+        """Normalise the next queued requests (32) ahead of their turn: the sink calls this
+        while the server stores the last rows of a batch, time the writer would otherwise
+        wait. False when there is nothing (more) to do now. Never raises."""
+        try:
+            dq = self.queue._dq  # read by index only: other threads may append meanwhile
+            end = min(len(dq), self._ahead_seen + 64)
+            if len(self._ahead) >= self.settings.ingest_batch_size or self._ahead_seen >= end:
+                return False
+            todo: list[tuple[Any, dict[str, Any]]] = []
+            while self._ahead_seen < end and len(todo) < 32:
+                item = dq[self._ahead_seen]
+                self._ahead_seen += 1
+                if not isinstance(item, Marker) and item[0] == "request":
+                    todo.append((item[1], item[2]))
+            for (_, payload), rec in zip(todo, self._prepare_requests(todo), strict=True):
+                self._ahead[id(payload)] = (payload, rec)
+            return True
+        except Exception:  # the records take their turn as usual
+            _log.debug("normalising ahead failed", exc_info=True)
+            return False
+
     def _prepare_one(self, kind: str, tenant: Any, payload: dict[str, Any]) -> Record:
         """Redact (your hook, then the built-in scrubber) and normalise one record. Never
         raises: a failing hook costs the record its bodies, metadata and messages."""
+        if self._ahead:
+            made = self._ahead.pop(id(payload), None)
+            if made is not None and made[0] is payload:
+                return made[1]
         hook = self.settings.redact
         failure = "Exception"
         try:
+            if hook is None and kind == "request":
+                return self._normalise.request(tenant, payload)
             p = payload
             if hook is not None:
                 p = dict(payload)
@@ -281,17 +329,29 @@ class Writer:
             rec.invalid = f"could not be normalised: {type(exc2).__name__}"
             return rec
 
+    def _prepare_requests(self, items: list[tuple[Any, dict[str, Any]]]) -> list[Record]:
+        """`_prepare_one` for several requests: at once, unless there is a hook (it sees each
+        record alone) or something fails (then one by one, so only that record pays)."""
+        if self.settings.redact is None:
+            try:
+                return self._normalise.requests(items)
+            except Exception:  # one by one, below: the record at fault is handled alone
+                _log.debug("normalising requests together failed; one by one", exc_info=True)
+        return [self._prepare_one("request", tenant, payload) for tenant, payload in items]
+
     # -- writing -------------------------------------------------------------------------------
     def _get_sink(self) -> Sink:
         if self._sink is None:
             from .sinks.postgres import PostgresSink
 
-            self._sink = PostgresSink(self._url)
+            self._sink = PostgresSink(self._url, idle=self._prefetch)
         return self._sink
 
     def _write(self, records: list[Record], *, replay: bool = False) -> bool:
         """Store records (any kinds); False when the database is unavailable (then, unless
         replaying from the spool, they are spooled)."""
+        if all(r.kind == "request" for r in records):  # the common batch: nothing to sort out
+            return self._apply(records, replay) if records else True
         # Requests are never invalid (the rule repairs them): do not normalise them here.
         dead = [r for r in records if r.kind != "request" and r.invalid is not None]
         if dead:
@@ -435,7 +495,7 @@ class Writer:
         """Move everything queued (and, at shutdown, waiting for retry) to the spool."""
         batch = max(1, self.settings.ingest_batch_size)
         while True:
-            items, markers = self.queue.take(batch)
+            items, markers = self._take(batch)
             self._waiters.extend(markers)
             if items:
                 self._spool_records(self._prepare(items), sync=False)
@@ -493,6 +553,29 @@ class Writer:
         self._spool.after_fork()
         self._init()
         self._sink = None if sink is not self._sink_given else sink
+
+
+class _Preparer:
+    """What lazy records call to be normalised: one (`__call__`) or several at once (`many`,
+    see Record.prefetch). Holds its writer weakly, so that a record kept somewhere (the retry
+    queue, a test) does not keep a closed writer alive."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = weakref.ref(writer)
+
+    def _get(self) -> Writer:
+        w = self._writer()
+        if w is None:  # pragma: no cover - records are normalised while their writer runs
+            raise RuntimeError("the writer of this record is gone")
+        return w
+
+    def __call__(self, kind: str, tenant: Any, payload: dict[str, Any]) -> Record:
+        return self._get()._prepare_one(kind, tenant, payload)
+
+    def many(self, items: list[tuple[Any, dict[str, Any]]]) -> list[Record]:
+        return self._get()._prepare_requests(items)
 
 
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()

@@ -2,11 +2,15 @@
 
 A plan yields `Query` objects and receives each one's result; its return value is the
 operation's result. The runners own the transaction; plans never touch a connection.
+
+A query with `copy_rows` is a `COPY ... FROM STDIN`: the runner streams the rows with
+`write_row` (binary COPY needs `copy_types`, one type name per column) and the result is
+the number of rows copied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -40,6 +44,11 @@ class Query:
     conflict: str | None = None
     tuples: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: rows for a `COPY ... FROM STDIN` statement (the result is the number of rows copied)
+    copy_rows: Iterable[Sequence[Any]] | None = None
+    #: PostgreSQL type names of the copied columns (required by FORMAT BINARY). A column
+    #: typed "bytea" here takes values already in the target column's binary format.
+    copy_types: Sequence[str | int] | None = None
 
     def row_factory(self) -> Any:
         if self.tuples:
@@ -97,9 +106,17 @@ def run(db: Database, scope: Scope, plan: Plan[T]) -> T:
         while True:
             try:
                 cur = conn.cursor(row_factory=q.row_factory())
-                cur.execute(q.sql, q.params)  # type: ignore[arg-type]
-                rows = cur.fetchall() if q.fetch in ("one", "optional", "all") else None
-                result = q.shape(rows, cur.rowcount)
+                if q.copy_rows is not None:
+                    with cur.copy(q.sql) as cp:  # type: ignore[arg-type]
+                        if q.copy_types is not None:
+                            cp.set_types(q.copy_types)
+                        for r in q.copy_rows:
+                            cp.write_row(r)
+                    result = cur.rowcount
+                else:
+                    cur.execute(q.sql, q.params)  # type: ignore[arg-type]
+                    rows = cur.fetchall() if q.fetch in ("one", "optional", "all") else None
+                    result = q.shape(rows, cur.rowcount)
             except psycopg.Error as exc:
                 raise q.translate(exc) from exc
             try:
@@ -118,9 +135,17 @@ async def arun(db: Database, scope: Scope, plan: Plan[T]) -> T:
         while True:
             try:
                 cur = conn.cursor(row_factory=q.row_factory())
-                await cur.execute(q.sql, q.params)  # type: ignore[arg-type]
-                rows = await cur.fetchall() if q.fetch in ("one", "optional", "all") else None
-                result = q.shape(rows, cur.rowcount)
+                if q.copy_rows is not None:
+                    async with cur.copy(q.sql) as cp:  # type: ignore[arg-type]
+                        if q.copy_types is not None:
+                            cp.set_types(q.copy_types)
+                        for r in q.copy_rows:
+                            await cp.write_row(r)
+                    result = cur.rowcount
+                else:
+                    await cur.execute(q.sql, q.params)  # type: ignore[arg-type]
+                    rows = await cur.fetchall() if q.fetch in ("one", "optional", "all") else None
+                    result = q.shape(rows, cur.rowcount)
             except psycopg.Error as exc:
                 raise q.translate(exc) from exc
             try:

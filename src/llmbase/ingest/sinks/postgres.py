@@ -13,33 +13,49 @@ llmbase.hist_add), per user into llmbase.request_rollups and summed over users i
 llmbase.request_rollups_tenant, and the users' activity (llmbase.bump_user_activity). Commit.
 
 Fast path: a batch of fresh records (straight from `log()`, never spooled: they cannot be
-stored yet, their UUIDv7 ids are new) is COPYed straight into llmbase.requests inside a
-savepoint, which uses PostgreSQL's multi-row insert and skips the staging round. Should an
-id exist after all (an id given by the caller twice), the unique violation rolls the
-savepoint back and the batch takes the staging path above; so does every replayed batch.
-A server that refuses COPY into a table with forced row-level security for this role
-(only superusers and BYPASSRLS roles may) turns the fast path off for the connection.
+stored yet, their UUIDv7 ids are new) is COPYed straight into llmbase.requests, which uses
+PostgreSQL's multi-row insert and skips the staging round. Should an id exist after all (an
+id given by the caller twice), the unique violation rolls the transaction back and the whole
+batch is applied again through the staging path above (no savepoint: two round trips less
+per batch); so is every replayed batch. A server that refuses COPY into a table with forced
+row-level security for this role (only superusers and BYPASSRLS roles may) turns the fast
+path off for the connection.
+
+The rows are COPYed as the records keep them (llmbase.ingest.records.Record.values: uuid,
+jsonb and text[] values already in binary form, sent through bytea's C dumper), normalised
+32 at a time (Record.prefetch), written to the socket by `_CopyWriter`, which does not wait
+for a server that is behind but does the writer's idle work (`idle`: normalising the next
+queued records) meanwhile, and while the server ends the COPY. The rollup deltas are summed
+column by column from the rows as sent, before the COPY ends, and go to the server in one
+statement.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+import select
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, LiteralString
+from operator import itemgetter
+from typing import Any, LiteralString, cast
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
+from psycopg.abc import Buffer
+from psycopg.copy import LibpqWriter
+from psycopg.pq import ExecStatus
+from psycopg.pq.abc import PGresult
+from psycopg.types.string import BytesBinaryDumper
 
 from ... import histogram
-from ..records import REQUEST_COLUMNS, Record, encode
+from ..records import REQUEST_COLUMNS, REQUEST_INDEX, Record, encode
 from .base import BatchResult, Sink, SinkRejected, SinkRetry, SinkUnavailable
 
 __all__ = ["PostgresSink"]
@@ -49,14 +65,19 @@ _log = logging.getLogger("llmbase.ingest")
 _ZERO = UUID(int=0)
 _STAGE = "llmbase_stage_requests"
 _COLS = [c for c, _ in REQUEST_COLUMNS]
-_STAGE_TYPES = ["text" if t == "jsonb" else t for _, t in REQUEST_COLUMNS]
-_JSON_COLS = {c for c, t in REQUEST_COLUMNS if t == "jsonb"}
+_TYPES = [t for _, t in REQUEST_COLUMNS]
+# What COPY's set_types() is told: binary COPY sends no type with a value, the types only
+# pick the client's dumpers, and the uuid, jsonb and text[] values of a request's COPY row are
+# in their binary format already (Record.values): bytea's C dumper passes them through.
+_COPY_TYPES = ["bytea" if t in ("uuid", "jsonb", "text[]") else t for t in _TYPES]
+_PREFETCH = 32  # requests normalised together (Record.prefetch) as the COPY goes
+_BLOCK = 128 * 1024  # COPY data handed to libpq at once (psycopg's limit too)
+_QUEUED = 16 << 20  # COPY data the writer may hold while the server is behind, before it waits
 
 _STAGE_DDL = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
     sql.Identifier(_STAGE),
     sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
-        for c, t in zip(_COLS, _STAGE_TYPES, strict=True)
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in zip(_COLS, _TYPES, strict=True)
     ),
 )
 _COPY_STAGE = sql.SQL("COPY pg_temp.{} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
@@ -66,16 +87,49 @@ _INSERT_REQUESTS = sql.SQL(
     "INSERT INTO llmbase.requests ({}) SELECT {} FROM pg_temp.{} ON CONFLICT DO NOTHING RETURNING tenant_id, id"
 ).format(
     sql.SQL(", ").join(map(sql.Identifier, _COLS)),
-    sql.SQL(", ").join(
-        sql.SQL("{}::jsonb").format(sql.Identifier(c)) if c in _JSON_COLS else sql.Identifier(c)
-        for c in _COLS
-    ),
+    sql.SQL(", ").join(map(sql.Identifier, _COLS)),
     sql.Identifier(_STAGE),
 )
 _COPY_DIRECT = sql.SQL("COPY llmbase.requests ({}) FROM STDIN WITH (FORMAT BINARY)").format(
     sql.SQL(", ").join(map(sql.Identifier, _COLS))
 )
-_DIRECT_TYPES = [t for _, t in REQUEST_COLUMNS]
+# Positions in a request's COPY row (llmbase.ingest.records.Record.values).
+_I = REQUEST_INDEX
+_I_CREATED, _I_ID, _I_USER, _I_COST = _I["created_at"], _I["id"], _I["user_id"], _I["cost_usd"]
+_I_MODEL, _I_PROVIDER, _I_TYPE = _I["model"], _I["provider"], _I["request_type"]
+#: What llmbase.pricing.cost_of reads of a request (and metadata's cache_write_tokens).
+_PRICE_FIELDS = (
+    "model",
+    "provider",
+    "status",
+    "tokens_prompt",
+    "tokens_completion",
+    "tokens_total",
+    "tokens_cached",
+    "audio_duration_s",
+    "created_at",
+)
+#: The columns a rollup delta adds up, in _Acc.of's order.
+_ROLLUP_COLUMNS = itemgetter(
+    *(
+        _I[c]
+        for c in (
+            "status",
+            "tokens_prompt",
+            "tokens_completion",
+            "tokens_total",
+            "tokens_cached",
+            "tokens_reasoning",
+            "cost_usd",
+            "cost_unknown",
+            "cache_hit",
+            "cost_saved_usd",
+            "latency_ms",
+            "ttft_ms",
+            "created_at",
+        )
+    )
+)
 _ADMIN = "SELECT set_config('llmbase.admin', 'on', true)"
 _SESSION = "SET statement_timeout = '120s'; SET lock_timeout = '30s'; SET idle_in_transaction_session_timeout = '300s'"
 _ENSURE_DAYS = "SELECT llmbase.ensure_request_partitions(%s, %s)"
@@ -116,28 +170,37 @@ _ROLLUP_MERGE = """
 _ROLLUP_COUNTERS = """
     requests, errors, tokens_prompt, tokens_completion, tokens_total, tokens_cached, tokens_reasoning,
     cost_usd, cost_unknown, cache_hits, cost_saved_usd,
-    latency_count, latency_sum_ms, latency_max_ms, latency_hist, ttft_count, ttft_sum_ms)
-"""
-_UPSERT_ROLLUP = (
-    "INSERT INTO llmbase.request_rollups AS r (\n"
-    "    tenant_id, grain, bucket_start, user_id, model, provider, request_type,"
-    + _ROLLUP_COUNTERS
-    + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
-    "        %s::bigint[], %s, %s)\n"
-    "ON CONFLICT (tenant_id, grain, bucket_start, user_id, model, provider, request_type) DO UPDATE SET"
-    + _ROLLUP_MERGE
+    latency_count, latency_sum_ms, latency_max_ms, latency_hist, ttft_count, ttft_sum_ms"""
+_COUNTER_TYPES = """
+    requests bigint, errors bigint, tokens_prompt bigint, tokens_completion bigint, tokens_total bigint,
+    tokens_cached bigint, tokens_reasoning bigint, cost_usd numeric, cost_unknown bigint,
+    cache_hits bigint, cost_saved_usd numeric, latency_count bigint, latency_sum_ms float8,
+    latency_max_ms float8, latency_hist bigint[], ttft_count bigint, ttft_sum_ms float8"""
+#: Names of _Acc.params(), in order (the JSON keys of a delta).
+_COUNTER_NAMES = tuple(c.strip() for c in _ROLLUP_COUNTERS.split(","))
+# A batch's deltas in one statement (one round trip): the per-user rollups, the tenant-level
+# rollups (the same summed over users) and the users' activity, each from a JSON array sorted by
+# key (concurrent writers take the rows' locks in the same order).
+_APPLY_DELTAS = sql.SQL("""
+WITH u AS (
+INSERT INTO llmbase.request_rollups AS r (
+    tenant_id, grain, bucket_start, user_id, model, provider, request_type, {counters})
+SELECT tenant_id, grain, bucket_start, user_id, model, provider, request_type, {counters}
+  FROM jsonb_to_recordset(%(users)s::jsonb) AS s(tenant_id uuid, grain text, bucket_start timestamptz,
+    user_id uuid, model text, provider text, request_type text, {types})
+ON CONFLICT (tenant_id, grain, bucket_start, user_id, model, provider, request_type) DO UPDATE SET {merge}
+), t AS (
+INSERT INTO llmbase.request_rollups_tenant AS r (
+    tenant_id, grain, bucket_start, model, provider, request_type, {counters})
+SELECT tenant_id, grain, bucket_start, model, provider, request_type, {counters}
+  FROM jsonb_to_recordset(%(tenants)s::jsonb) AS s(tenant_id uuid, grain text, bucket_start timestamptz,
+    model text, provider text, request_type text, {types})
+ON CONFLICT (tenant_id, grain, bucket_start, model, provider, request_type) DO UPDATE SET {merge}
 )
-# The same deltas summed over users, into the tenant-level rollups (same transaction).
-_UPSERT_TENANT_ROLLUP = (
-    "INSERT INTO llmbase.request_rollups_tenant AS r (\n"
-    "    tenant_id, grain, bucket_start, model, provider, request_type,"
-    + _ROLLUP_COUNTERS
-    + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
-    "        %s::bigint[], %s, %s)\n"
-    "ON CONFLICT (tenant_id, grain, bucket_start, model, provider, request_type) DO UPDATE SET"
-    + _ROLLUP_MERGE
-)
-_BUMP = "SELECT llmbase.bump_user_activity(%s, %s, 0, 0, %s, %s, %s, 0, %s)"
+SELECT llmbase.bump_user_activity(p.tenant_id, p.user_id, 0, 0, p.requests, p.tokens, p.cost, 0, p.at)
+  FROM jsonb_to_recordset(%(profiles)s::jsonb)
+    AS p(tenant_id uuid, user_id uuid, requests bigint, tokens bigint, cost numeric, at timestamptz)
+""").format(counters=sql.SQL(_ROLLUP_COUNTERS), types=sql.SQL(_COUNTER_TYPES), merge=sql.SQL(_ROLLUP_MERGE))
 
 _MERGE_RUNS = """
 MERGE INTO llmbase.runs AS r
@@ -232,8 +295,21 @@ def _json_default(v: Any) -> Any:
     raise TypeError(type(v).__name__)
 
 
+def _nonnull(column: tuple[Any, ...]) -> list[Any]:
+    return [x for x in column if x is not None]
+
+
+def _histogram(values: list[float]) -> list[int]:
+    """histogram.from_values, counting in C (collections.Counter) what histogram.bucket says."""
+    counts = Counter(map(histogram.bucket, values))
+    hist = [0] * (max(counts) + 1)
+    for i, n in counts.items():
+        hist[i] = n
+    return hist
+
+
 class _Acc:
-    """One rollup row's deltas."""
+    """One rollup row's deltas (and, for the users' activity, the first and last call)."""
 
     __slots__ = (
         "cache_hits",
@@ -241,7 +317,9 @@ class _Acc:
         "cost_saved",
         "cost_unknown",
         "errors",
+        "first",
         "hist",
+        "last",
         "lat_count",
         "lat_max",
         "lat_sum",
@@ -262,43 +340,36 @@ class _Acc:
         self.hist: list[int] = []
         self.ttft_count = 0
         self.ttft_sum = 0.0
+        self.first: datetime | None = None
+        self.last: datetime | None = None
 
-    def add_row(self, row: dict[str, Any]) -> None:
-        self.requests += 1
-        if row["status"] != "success":
-            self.errors += 1
-        t = self.tokens
-        for i, c in enumerate(
-            ("tokens_prompt", "tokens_completion", "tokens_total", "tokens_cached", "tokens_reasoning")
-        ):
-            v = row.get(c)
-            if v is not None:
-                t[i] += v
-        cost = row.get("cost_usd")
-        if cost is not None:
-            self.cost += cost
-        saved = row.get("cost_saved_usd")
-        if saved is not None:
-            self.cost_saved += saved
-        if row["cost_unknown"]:
-            self.cost_unknown += 1
-        if row["cache_hit"]:
-            self.cache_hits += 1
-        lat = row.get("latency_ms")
-        if lat is not None:
-            self.lat_count += 1
-            self.lat_sum += lat
-            if lat > self.lat_max:
-                self.lat_max = lat
-            i = histogram.bucket(lat)
-            h = self.hist
-            if i >= len(h):
-                h.extend([0] * (i + 1 - len(h)))
-            h[i] += 1
-        ttft = row.get("ttft_ms")
-        if ttft is not None:
-            self.ttft_count += 1
-            self.ttft_sum += ttft
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[Any]]) -> _Acc:
+        """The deltas of request COPY rows, column by column (sums and counts in C)."""
+        (status, prompt, completion, total, cached, reasoning, cost, unknown, hit, saved, lat, ttft, at) = (
+            zip(*map(_ROLLUP_COLUMNS, rows), strict=True)
+        )
+        a = cls()
+        a.requests = n = len(status)
+        a.errors = n - status.count("success")
+        a.tokens = [sum(filter(None, c)) for c in (prompt, completion, total, cached, reasoning)]
+        a.cost = sum(filter(None, cost), Decimal(0))
+        a.cost_saved = sum(filter(None, saved), Decimal(0))
+        a.cost_unknown = unknown.count(True)
+        a.cache_hits = hit.count(True)
+        lats = _nonnull(lat)
+        if lats:
+            a.lat_count = len(lats)
+            a.lat_sum = sum(lats, 0.0)
+            top = max(lats)
+            a.lat_max = top if top > 0.0 else 0.0
+            a.hist = _histogram(lats)
+        ttfts = _nonnull(ttft)
+        if ttfts:
+            a.ttft_count = len(ttfts)
+            a.ttft_sum = sum(ttfts, 0.0)
+        a.first, a.last = min(at), max(at)
+        return a
 
     def merge(self, o: _Acc) -> None:
         self.requests += o.requests
@@ -314,6 +385,10 @@ class _Acc:
         self.hist = histogram.add(self.hist, o.hist)
         self.ttft_count += o.ttft_count
         self.ttft_sum += o.ttft_sum
+        if o.first is not None and (self.first is None or o.first < self.first):
+            self.first = o.first
+        if o.last is not None and (self.last is None or o.last > self.last):
+            self.last = o.last
 
     def params(self) -> tuple[Any, ...]:
         return (
@@ -336,32 +411,51 @@ class _Acc:
 RollupKey = tuple[UUID, str, datetime, UUID, str, str, str]
 
 
-def rollup_deltas(rows: Sequence[tuple[UUID, dict[str, Any]]]) -> dict[RollupKey, _Acc]:
-    """Hourly and daily deltas of (tenant, normalised request row) pairs."""
-    hours: dict[RollupKey, _Acc] = {}
-    for tenant, row in rows:
-        start = row["created_at"].replace(minute=0, second=0, microsecond=0)
-        key = (
-            tenant,
-            "hour",
-            start,
-            row.get("user_id") or _ZERO,
-            row.get("model") or "",
-            row.get("provider") or "",
-            row["request_type"],
-        )
-        acc = hours.get(key)
-        if acc is None:
-            acc = hours[key] = _Acc()
-        acc.add_row(row)
-    out = dict(hours)
-    for (tenant, _, start, user, model, provider, rtype), acc in hours.items():
-        key = (tenant, "day", start.replace(hour=0), user, model, provider, rtype)
-        day = out.get(key)
-        if day is None:
-            day = out[key] = _Acc()
-        day.merge(acc)
+def rollup_deltas(rows: Sequence[Sequence[Any]]) -> dict[RollupKey, _Acc]:
+    """Hourly and daily deltas of request COPY rows (see Record.values)."""
+    groups: dict[tuple[Any, ...], list[Sequence[Any]]] = {}
+    for v in rows:  # by tenant, user, model, provider and type first (the hour: per group)
+        key = _GROUP(v)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [v]
+        else:
+            group.append(v)
+    ids: dict[bytes | None, UUID] = {None: _ZERO}
+    out: dict[RollupKey, _Acc] = {}
+    days: dict[RollupKey, _Acc] = {}
+    for (tb, ub, model, provider, rtype), group in groups.items():
+        tenant = ids.get(tb) or ids.setdefault(tb, UUID(bytes=tb))
+        user = ids.get(ub) or ids.setdefault(ub, UUID(bytes=ub))
+        for start, rows_of_hour in _by_hour(group):
+            acc = _Acc.of(rows_of_hour)
+            out[(tenant, "hour", start, user, model or "", provider or "", rtype)] = acc
+            dkey = (tenant, "day", start.replace(hour=0), user, model or "", provider or "", rtype)
+            day = days.get(dkey)
+            if day is None:
+                day = days[dkey] = _Acc()
+            day.merge(acc)
+    out.update(days)
     return out
+
+
+_GROUP = itemgetter(0, _I_USER, _I_MODEL, _I_PROVIDER, _I_TYPE)
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _by_hour(rows: list[Sequence[Any]]) -> list[tuple[datetime, list[Sequence[Any]]]]:
+    """The rows by the UTC hour of created_at (one hour, most of the time)."""
+    times = [v[_I_CREATED] for v in rows]
+    first = _hour(min(times))
+    if _hour(max(times)) == first:
+        return [(first, rows)]
+    hours: dict[datetime, list[Sequence[Any]]] = {}
+    for v, at in zip(rows, times, strict=True):
+        hours.setdefault(_hour(at), []).append(v)
+    return list(hours.items())
 
 
 TenantKey = tuple[UUID, str, datetime, str, str, str]
@@ -379,26 +473,145 @@ def tenant_deltas(deltas: dict[RollupKey, _Acc]) -> dict[TenantKey, _Acc]:
     return out
 
 
-class _JsonText:
-    """Marker type for the dumper below (values are plain str)."""
+class _CopyWriter(LibpqWriter):
+    """psycopg's COPY writer, made to keep the writer busy while the server is behind.
+
+    psycopg hands every block to libpq, which keeps what the socket does not take and moves
+    it to the front of its buffer on every later send (up to a MiB copied per 32 KiB sent,
+    with the GIL held), and every MiB it waits until the socket took all of it. Here blocks
+    the socket cannot take yet wait in a queue of our own (libpq never holds more than one),
+    and the writer goes on normalising the next rows instead of waiting; it waits only when
+    _QUEUED bytes are queued, and at the end of the COPY (where the server has to be done
+    anyway)."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], idle: Callable[[], bool] | None = None) -> None:
+        super().__init__(cursor)
+        self._queue: deque[Buffer] = deque()
+        self._queued = 0
+        self._idle = idle
+
+    def write(self, data: Buffer) -> None:
+        for i in range(0, len(data), _BLOCK):
+            block = data[i : i + _BLOCK] if len(data) > _BLOCK else data
+            self._queue.append(block)
+            self._queued += len(block)
+        self._push(wait=self._queued > _QUEUED)
+
+    def _push(self, *, wait: bool) -> None:
+        """Hand queued blocks to libpq while the socket takes them (all of them: `wait`)."""
+        pgconn = self.connection.pgconn
+        queue = self._queue
+        while queue:
+            if pgconn.flush() == 1:  # libpq still holds data: the socket is full
+                if not wait:
+                    return
+                _wait_writable(pgconn.socket)
+                continue
+            block = queue.popleft()
+            self._queued -= len(block)
+            while pgconn.put_copy_data(block) == 0:
+                _wait_writable(pgconn.socket)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if exc is not None:
+            self._queue.clear()
+            super().finish(exc)
+            return
+        idle = self._idle
+        while self._queue:  # the server is behind: do the idle work while it catches up
+            self._push(wait=False)
+            if self._queue and (idle is None or not idle()):
+                self._push(wait=True)
+        # End the COPY as psycopg does (LibpqWriter.finish), but do the idle work while the
+        # server finishes storing the rows (some milliseconds per batch) instead of waiting.
+        pgconn = self.connection.pgconn
+        while pgconn.put_copy_end(None) == 0:
+            _wait_writable(pgconn.socket)
+        while pgconn.flush() == 1:
+            _wait_writable(pgconn.socket)
+        while idle is not None:
+            pgconn.consume_input()
+            if not pgconn.is_busy() or not idle():
+                break
+        results: list[PGresult] = []
+        while True:
+            while pgconn.is_busy():
+                _wait_readable(pgconn.socket)
+                pgconn.consume_input()
+            res = pgconn.get_result()
+            if res is None:
+                break
+            results.append(res)
+        for res in results:
+            if res.status != ExecStatus.COMMAND_OK:
+                raise psycopg.errors.error_from_result(res, encoding=self.connection.info.encoding)
 
 
-class _JsonbTextDumper(Dumper):
-    """jsonb in binary COPY from JSON text we serialised already (version byte + text)."""
+def _wait_writable(fd: int) -> None:
+    """Until the socket takes data (the GIL is released meanwhile), at most a second."""
+    if _poll is None:
+        select.select([], [fd], [fd], 1.0)
+    else:
+        p = _poll()
+        p.register(fd, select.POLLOUT)
+        p.poll(1000)
 
-    format = Format.BINARY
-    oid = psycopg.postgres.types["jsonb"].oid
 
-    def dump(self, obj: Any) -> bytes:
-        text: str = obj
-        return b"\x01" + text.encode()
+def _wait_readable(fd: int) -> None:
+    """Until the server sent something (the GIL is released meanwhile), at most a second."""
+    if _poll is None:
+        select.select([fd], [], [fd], 1.0)
+    else:
+        p = _poll()
+        p.register(fd, select.POLLIN)
+        p.poll(1000)
+
+
+_poll = getattr(select, "poll", None)  # not on Windows, where select has no descriptor limit
+
+
+# How a batch's requests go in: COPY straight into llmbase.requests, for the partitions of
+# yesterday to tomorrow; the same, the days looked up first; through the staging table.
+_DIRECT, _DIRECT_DAYS, _STAGING = range(3)
+
+
+class _Again(Exception):
+    """The batch was rolled back: apply it again in `mode` (a row outside the days the direct
+    COPY was ready for; a stored id met by the direct COPY, or COPY not allowed)."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__(mode)
+        self.mode = mode
+
+
+def _midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def _tenants(records: Sequence[Record]) -> set[UUID]:
+    """The distinct tenants of requests (whose slugs are resolved), hashing each once."""
+    out: set[UUID] = set()
+    last = None
+    for r in records:
+        if r.tenant is not last:
+            last = r.tenant
+            out.add(_tenant(r))
+    return out
+
+
+def _tenant(r: Record) -> UUID:
+    """A request's tenant once `_resolve_tenants` replaced its slug."""
+    return cast("UUID", r.tenant)
 
 
 class PostgresSink(Sink):
     """Writes batches into the llmbase schema over one owner connection."""
 
-    def __init__(self, url: Callable[[], str]) -> None:
+    def __init__(self, url: Callable[[], str], *, idle: Callable[[], bool] | None = None) -> None:
         self._url = url
+        # Work to do while the server stores the last rows of a COPY (the writer normalises
+        # the next records); False: nothing (more) now.
+        self._idle = idle
         self.fast_path = True
         self._pricer: Any = None  # llmbase.pricing.Pricer, loaded on first use (False: unavailable)
         self._cost_of: Any = None
@@ -420,7 +633,8 @@ class PostgresSink(Sink):
             )
         except Exception as exc:
             raise SinkUnavailable(f"cannot connect: {exc}") from exc
-        conn.adapters.register_dumper(_JsonText, _JsonbTextDumper)
+        # bytea's dumper for COPY's set_types (by default the one of psycopg.Binary wrappers).
+        conn.adapters.register_dumper(None, BytesBinaryDumper)
         try:
             conn.execute(_SESSION)
             conn.execute(_STAGE_DDL)
@@ -466,6 +680,14 @@ class PostgresSink(Sink):
 
     # -- batches ------------------------------------------------------------------------------------
     def write_batch(self, records: Sequence[Record]) -> BatchResult:
+        mode = _DIRECT
+        while True:
+            try:
+                return self._write_batch(records, mode)
+            except _Again as again:  # rolled back: the batch once more, the way it says
+                mode = again.mode
+
+    def _write_batch(self, records: Sequence[Record], mode: int) -> BatchResult:
         conn = self._connect()
         result = BatchResult()
         new_days: set[date] = set()
@@ -473,12 +695,11 @@ class PostgresSink(Sink):
         try:
             with conn.transaction():
                 conn.execute(_ADMIN)
-                todo = self._resolve_tenants(conn, records, result)
-                users = self._resolve_users(conn, todo, new_users)
+                todo, requests = self._resolve_tenants(conn, records, result)
+                users = self._resolve_users(conn, todo, requests, new_users)
                 runs = [(t, r) for t, r in todo if r.kind == "run"]
                 iterations = [(t, r) for t, r in todo if r.kind == "iteration"]
                 tools = [(t, r) for t, r in todo if r.kind == "tool_call"]
-                requests = [(t, r) for t, r in todo if r.kind == "request"]
                 if runs:
                     self._runs(conn, runs, users)
                 if iterations:
@@ -486,8 +707,8 @@ class PostgresSink(Sink):
                 if tools:
                     self._jsonset(conn, _INSERT_TOOLS, tools, key=None)
                 if requests:
-                    result.duplicates = self._requests(conn, requests, users, new_days)
-        except (SinkRejected, SinkRetry, SinkUnavailable):
+                    result.duplicates = self._requests(conn, requests, users, new_days, mode)
+        except (SinkRejected, SinkRetry, SinkUnavailable, _Again):
             raise
         except psycopg.Error as exc:
             raise self._classify(exc, conn) from exc
@@ -505,12 +726,15 @@ class PostgresSink(Sink):
 
     def _resolve_tenants(
         self, conn: psycopg.Connection[Any], records: Sequence[Record], result: BatchResult
-    ) -> list[tuple[UUID, Record]]:
+    ) -> tuple[list[tuple[UUID, Record]], list[Record]]:
+        """(tenant, record) of the runs, iterations and tool calls, and the requests (their
+        tenant slugs replaced by ids, so that a batch holds no pair per request)."""
         slugs = {r.tenant for r in records if isinstance(r.tenant, str)} - set(self._slugs)
         if slugs:
             for slug, tid in conn.execute(_TENANTS_BY_SLUG, (sorted(slugs),)).fetchall():
                 self._slugs[slug] = tid
-        out: list[tuple[UUID, Record]] = []
+        todo: list[tuple[UUID, Record]] = []
+        requests: list[Record] = []
         for r in records:
             t = r.tenant
             if isinstance(t, str):
@@ -519,22 +743,28 @@ class PostgresSink(Sink):
                     result.rejected.append((r, f"unknown tenant {t!r}"))
                     continue
                 t = tid
-            out.append((t, r))
-        return out
+                if r.kind == "request":
+                    r.tenant = tid
+            if r.kind == "request":
+                requests.append(r)
+            else:
+                todo.append((t, r))
+        return todo, requests
 
     def _resolve_users(
         self,
         conn: psycopg.Connection[Any],
         todo: Sequence[tuple[UUID, Record]],
+        requests: Sequence[Record],
         new: dict[tuple[UUID, str], UUID],
     ) -> dict[tuple[UUID, str], UUID]:
         wanted: dict[UUID, set[str]] = {}
         found: dict[tuple[UUID, str], UUID] = {}
-        for t, r in todo:
+        for t, r in itertools.chain(todo, ((_tenant(r), r) for r in requests if r.may_need_user())):
             if not r.may_need_user():
                 continue
-            ref = r.user_ref
-            if ref is None or "user_id" in r.row:
+            ref = r.user_ref  # normalises it: ask again
+            if ref is None or not r.may_need_user():
                 continue
             hit = self._users.get((t, ref))
             if hit is not None:
@@ -616,67 +846,105 @@ class PostgresSink(Sink):
     def _requests(
         self,
         conn: psycopg.Connection[Any],
-        requests: Sequence[tuple[UUID, Record]],
+        requests: Sequence[Record],
         users: dict[tuple[UUID, str], UUID],
         new_days: set[date],
+        mode: int,
     ) -> int:
-        items: dict[tuple[UUID, UUID], tuple[UUID, Record]] = {}
+        limit = datetime.now(UTC) + timedelta(days=1)
         days: set[date] = set()
-        for t, r in requests:
-            key = r.peek()  # (id, created_at) without normalising, when log() set them
-            rid, at = key if key is not None else (r.row["id"], r.row["created_at"])
-            if (t, rid) in items:
-                continue  # the same record twice in one batch (a replay): the first wins
-            items[(t, rid)] = (t, r)
-            days.add(at.date())
+        # Fresh records (straight from log()) cannot be stored yet: COPY them straight in.
+        direct = mode != _STAGING and self.fast_path and all(r.fresh for r in requests)
+        items: Sequence[Record] = requests
+        window: tuple[datetime, datetime] | None = None
+        if not direct:
+            items = self._unique(requests, days, limit)
+        elif mode == _DIRECT:  # logged just now: yesterday to tomorrow; a row outside says so
+            today = limit.date() - timedelta(days=1)
+            days = {today - timedelta(days=1), today}
+            window = (_midnight(today - timedelta(days=1)), _midnight(today + timedelta(days=2)))
+        else:
+            for r in requests:
+                key = r.peek(limit)  # (id, created_at) without normalising, when log() set them
+                days.add((key[1] if key is not None else r.values[_I_CREATED]).date())
         self._ensure_days(conn, days, new_days)
-        prices = self._overrides(conn, {t for t, _ in items.values()})
-        if self.fast_path and all(r.fresh for _, r in items.values()):
+        prices = self._overrides(conn, _tenants(items))
+        if direct:
             try:
-                with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_DIRECT) as cp:
-                    cp.set_types(_DIRECT_TYPES)
-                    written = self._stream(cp, items.values(), users, prices)
-            except pgerr.UniqueViolation:
-                pass  # an id stored before: take the idempotent path below
-            except pgerr.FeatureNotSupported:
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(_COPY_DIRECT, writer=_CopyWriter(cur, self._idle)) as cp,
+                ):
+                    cp.set_types(_COPY_TYPES)
+                    written = self._stream(cp, items, users, prices, window)
+                    deltas = self._deltas(written)  # while the server stores the last rows sent
+            except pgerr.UniqueViolation as exc:  # an id stored before: the idempotent path
+                raise _Again(_STAGING) from exc
+            except pgerr.FeatureNotSupported as exc:
                 _log.info("COPY into llmbase.requests refused for this role; using INSERT from staging")
                 self.fast_path = False
-            else:
-                self._rollups(conn, written)
-                self._profiles(conn, written)
-                return len(requests) - len(written)
+                raise _Again(_STAGING) from exc
+            conn.execute(_APPLY_DELTAS, deltas)
+            return len(requests) - len(written)
         with conn.cursor() as cur:
-            with cur.copy(_COPY_STAGE) as cp:
-                cp.set_types(_STAGE_TYPES)
-                staged = self._stream(cp, items.values(), users, prices)
-            inserted = {(t, i) for t, i in cur.execute(_INSERT_REQUESTS).fetchall()}
-        fresh = [(t, row) for t, row in staged if (t, row["id"]) in inserted]
+            with cur.copy(_COPY_STAGE, writer=_CopyWriter(cur, self._idle)) as cp:
+                cp.set_types(_COPY_TYPES)
+                staged = self._stream(cp, items, users, prices)
+            inserted = {(t.bytes, i.bytes) for t, i in cur.execute(_INSERT_REQUESTS).fetchall()}
+        fresh = [v for v in staged if (v[0], v[_I_ID]) in inserted]
         if fresh:
-            self._rollups(conn, fresh)
-            self._profiles(conn, fresh)
+            conn.execute(_APPLY_DELTAS, self._deltas(fresh))
         return len(requests) - len(fresh)
+
+    @staticmethod
+    def _unique(requests: Sequence[Record], days: set[date], limit: datetime) -> list[Record]:
+        """The records without repeats (the first of an id wins; a replay may hold one twice),
+        noting their UTC days."""
+        items: dict[tuple[UUID, bytes], Record] = {}
+        for r in requests:
+            key = r.peek(limit)
+            if key is None:
+                v = r.values
+                rid, at = v[_I_ID], v[_I_CREATED]
+            else:
+                rid, at = key[0].bytes, key[1]
+            if (_tenant(r), rid) in items:
+                continue
+            items[(_tenant(r), rid)] = r
+            days.add(at.date())
+        return list(items.values())
 
     def _stream(
         self,
         cp: psycopg.Copy,
-        items: Iterable[tuple[UUID, Record]],
+        items: Sequence[Record],
         users: dict[tuple[UUID, str], UUID],
         prices: dict[UUID, Any] | None,
-    ) -> list[tuple[UUID, dict[str, Any]]]:
+        window: tuple[datetime, datetime] | None = None,
+    ) -> list[tuple[Any, ...]]:
         """COPY the rows, normalising (and pricing) each as it goes: the server stores the
-        rows already sent meanwhile. Returns (tenant, row as stored)."""
-        cols = _COLS[1:]
-        out: list[tuple[UUID, dict[str, Any]]] = []
-        for t, r in items:
-            row = r.row
-            if prices is not None and row.get("cost_usd") is None:
-                self._price_row(t, row, prices)
-            if row.get("user_id") is None and r.user_ref is not None:
-                uid = users.get((t, r.user_ref))
+        rows already sent meanwhile. Returns the rows as stored. `window`: the times whose
+        partitions are known to exist (a row outside: _Again, finding out the days first)."""
+        out: list[tuple[Any, ...]] = []
+        write = cp.write_row
+        append = out.append
+        lo, hi = window or (None, None)
+        for k, r in enumerate(items):
+            if not k % _PREFETCH:
+                Record.prefetch(items[k : k + _PREFETCH])
+            v = r.values
+            if lo is not None and not lo <= v[_I_CREATED] < hi:
+                raise _Again(_DIRECT_DAYS)
+            if v[0] is None:  # its tenant was a slug when it was normalised
+                v = r.values = (_tenant(r).bytes, *v[1:])
+            if prices is not None and v[_I_COST] is None:
+                v = r.values = self._priced(_tenant(r), v, prices)
+            if v[_I_USER] is None and r.user_ref is not None:
+                uid = users.get((_tenant(r), r.user_ref))
                 if uid is not None:  # not into the record: its user may roll back with the batch
-                    row = {**row, "user_id": uid}
-            cp.write_row([t, *[row.get(c) for c in cols]])
-            out.append((t, row))
+                    v = (*v[:_I_USER], uid.bytes, *v[_I_USER + 1 :])
+            write(v)
+            append(v)
         return out
 
     def _overrides(self, conn: psycopg.Connection[Any], tenants: set[UUID]) -> dict[UUID, Any] | None:
@@ -696,55 +964,36 @@ class PostgresSink(Sink):
         self._pricer.load(tenants, conn)
         return {t: self._pricer.overrides(t, conn) for t in tenants}
 
-    def _price_row(self, t: UUID, row: dict[str, Any], prices: dict[UUID, Any]) -> None:
-        """Cost of a call logged without one: tenant override, then the genai-prices catalog;
-        unknown: NULL and cost_unknown. A pricing defect leaves the cost unset."""
+    def _priced(self, t: UUID, values: tuple[Any, ...], prices: dict[UUID, Any]) -> tuple[Any, ...]:
+        """The COPY row of a call logged without a cost, priced: tenant override, then the
+        genai-prices catalog; unknown: NULL and cost_unknown. A pricing defect leaves it unset."""
         try:
-            view = row
-            md = row.get("metadata")
-            if isinstance(md, str) and "cache_write_tokens" in md:
-                view = {**row, "metadata": json.loads(md)}
-            row.update(self._cost_of(view, prices.get(t)).fields())
+            view = {c: values[_I[c]] for c in _PRICE_FIELDS}
+            md = values[_I["metadata"]]
+            if md is not None and b"cache_write_tokens" in md:
+                view["metadata"] = json.loads(md[1:])
+            out = list(values)
+            for k, x in self._cost_of(view, prices.get(t)).fields().items():
+                out[_I[k]] = x
+            return tuple(out)
         except Exception:
             _log.exception("llmbase: pricing a request failed; its cost stays unset")
+            return values
 
     @staticmethod
-    def _rollups(conn: psycopg.Connection[Any], fresh: Sequence[tuple[UUID, dict[str, Any]]]) -> None:
-        deltas = rollup_deltas(fresh)
-        params = [(*key, *deltas[key].params()) for key in sorted(deltas, key=_sort_key)]
+    def _deltas(rows: Sequence[Sequence[Any]]) -> dict[str, str]:
+        """_APPLY_DELTAS' parameters: the rollups' and the users' activity deltas of rows."""
+        deltas = rollup_deltas(rows)
         tenant = tenant_deltas(deltas)
-        tparams = [(*key, *tenant[key].params()) for key in sorted(tenant, key=_sort_key)]
-        with conn.cursor() as cur:
-            cur.executemany(_UPSERT_ROLLUP, params)
-            cur.executemany(_UPSERT_TENANT_ROLLUP, tparams)
-
-    @staticmethod
-    def _profiles(conn: psycopg.Connection[Any], fresh: Sequence[tuple[UUID, dict[str, Any]]]) -> None:
-        per: dict[tuple[UUID, UUID], list[Any]] = {}
-        for t, row in fresh:
-            uid = row.get("user_id")
-            if uid is None:
-                continue
-            at = row["created_at"]
-            p = per.get((t, uid))
-            if p is None:
-                per[(t, uid)] = [1, row.get("tokens_total") or 0, row.get("cost_usd") or Decimal(0), at, at]
-            else:
-                p[0] += 1
-                p[1] += row.get("tokens_total") or 0
-                p[2] += row.get("cost_usd") or Decimal(0)
-                p[3] = min(p[3], at)
-                p[4] = max(p[4], at)
-        params: list[tuple[Any, ...]] = []
-        for (t, uid), (n, tokens, cost, first, last) in sorted(
-            per.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))
-        ):
-            params.append((t, uid, n, tokens, cost, first))
-            if last != first:
-                params.append((t, uid, 0, 0, Decimal(0), last))
-        if params:
-            with conn.cursor() as cur:
-                cur.executemany(_BUMP, params)
+        keys = ("tenant_id", "grain", "bucket_start", "user_id", "model", "provider", "request_type")
+        tkeys = keys[:3] + keys[4:]
+        users = [_delta_doc(keys, k, deltas[k]) for k in sorted(deltas, key=_sort_key)]
+        tenants = [_delta_doc(tkeys, k, tenant[k]) for k in sorted(tenant, key=_sort_key)]
+        profiles = [
+            dict(zip(("tenant_id", "user_id", "requests", "tokens", "cost", "at"), p, strict=True))
+            for p in _profile_params(deltas)
+        ]
+        return {"users": _json(users), "tenants": _json(tenants), "profiles": _json(profiles)}
 
     # -- dead letters ---------------------------------------------------------------------------------
     def dead_letter(self, records: Sequence[Record]) -> None:
@@ -772,6 +1021,36 @@ class PostgresSink(Sink):
 
 def _sort_key(k: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(str(x) for x in k)
+
+
+def _delta_doc(names: tuple[str, ...], key: tuple[Any, ...], acc: _Acc) -> dict[str, Any]:
+    doc = dict(zip(names, key, strict=True))
+    doc.update(zip(_COUNTER_NAMES, acc.params(), strict=True))
+    return doc
+
+
+def _json(docs: list[dict[str, Any]]) -> str:
+    """JSON for jsonb_to_recordset: UUIDs and times as orjson writes them, Decimal as text."""
+    return orjson.dumps(docs, default=str).decode()
+
+
+def _profile_params(deltas: dict[RollupKey, _Acc]) -> list[tuple[Any, ...]]:
+    """llmbase.bump_user_activity's arguments per user (requests, tokens, cost, first call;
+    the last call apart), from the hourly deltas."""
+    per: dict[tuple[UUID, UUID], _Acc] = {}
+    for (t, grain, _, uid, _, _, _), acc in deltas.items():
+        if grain != "hour" or uid == _ZERO:
+            continue
+        p = per.get((t, uid))
+        if p is None:
+            p = per[(t, uid)] = _Acc()
+        p.merge(acc)
+    params: list[tuple[Any, ...]] = []
+    for (t, uid), p in sorted(per.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        params.append((t, uid, p.requests, p.tokens[2], p.cost, p.first))
+        if p.last != p.first:
+            params.append((t, uid, 0, 0, Decimal(0), p.last))
+    return params
 
 
 #: Connections inherited across fork: kept referenced so the child never closes the

@@ -1,0 +1,1 @@
+"""The document store for RAG: collections, documents, chunks, search (docs/documents.md)."""
