@@ -291,3 +291,31 @@ def test_the_guide_quickstart_runs(
     exec(compile(code, "docs/documents.md", "exec"), {})
     expected = [m.strip() for m in re.findall(r"^print\(.*\)\s+# (.*)$", code, flags=re.M)]
     assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_searches_land_in_the_retrieval_log_with_their_sources(client: llmbase.LLMBase, db_url: str) -> None:
+    """The writer stores each search (retrievals) and what it returned (retrieval_results);
+    message_sources shows an answer's sources; replays store nothing twice; nothing is
+    dead-lettered."""
+    client.collections.create("src", 3)
+    col = client.collection("src")
+    r = col.add([doc("a", ("alpha", [1, 0, 0]), title="A"), doc("b", ("beta", [0, 1, 0]), title="B")])
+    conv = client.conversations.create(title="t")
+    msg = client.conversations.add_message(conv.id, role="assistant", content="answer")
+    hits = col.search(vector=[1, 0.1, 0], k=2, conversation=conv.id, message=msg.id)
+    col.search(vector=[0, 1, 0], k=1)
+    assert client.requests.flush(30)
+    rows = raw(
+        db_url,
+        "SELECT mode, k, result_count, message_id FROM llmbase.retrievals ORDER BY created_at",
+    )
+    assert rows == [("vector", 2, 2, msg.id), ("vector", 1, 1, None)]
+    sources = raw(
+        db_url,
+        "SELECT rank, document_id, title FROM llmbase.message_sources WHERE message_id = %s ORDER BY rank",
+        msg.id,
+    )
+    assert sources == [(1, r.document_ids[0], "A"), (2, r.document_ids[1], "B")]
+    assert [h.document_id for h in hits] == [s[1] for s in sources]
+    assert raw(db_url, "SELECT count(*) FROM llmbase.ingest_dead_letters") == [(0,)]
+    assert client.requests.stats()["dead_lettered"] == 0

@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 #: Within a batch, kinds are applied in this order (foreign keys: runs first).
-KIND_ORDER = {"run": 0, "iteration": 1, "tool_call": 2, "request": 3}
+KIND_ORDER = {"run": 0, "iteration": 1, "tool_call": 2, "request": 3, "retrieval": 4}
 TRUNCATED = "$truncated"
 NOTES = "_llmbase"
 _ZERO = UUID(int=0)
@@ -1069,6 +1069,16 @@ class Normaliser:
             rec.invalid = f"{kind} without {', '.join(missing)}"
         return rec
 
+    def retrieval(self, tenant: UUID | str, payload: Mapping[str, Any]) -> Record:
+        """A search of the document store (llmbase.retrievals + retrieval_results): kept as
+        JSON-safe values (text sanitised by the documented rule), its id a UUID."""
+        row = clean_json({k: v for k, v in payload.items() if k not in ("id", "created_at")})
+        rid = payload.get("id")
+        row["id"] = rid if isinstance(rid, UUID) else uuid7()
+        at = payload.get("created_at")
+        row["created_at"] = at if isinstance(at, datetime) else datetime.now(UTC)
+        return Record("retrieval", tenant, row)
+
     def many(self, items: Sequence[tuple[UUID | str, Mapping[str, Any]]]) -> list[Record]:
         """Requests, several at once (Record.prefetch)."""
         return self.requests(items)
@@ -1078,6 +1088,8 @@ class Normaliser:
             return self.request(tenant, payload)
         if kind in _RUN_CONV:
             return self.other(kind, tenant, payload)
+        if kind == "retrieval":
+            return self.retrieval(tenant, payload)
         rec = Record(kind, tenant, {"metadata": dump_json(clean_json(dict(payload)))})
         rec.invalid = f"unknown record kind {kind!r}"
         return rec

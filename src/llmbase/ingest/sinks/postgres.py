@@ -56,6 +56,7 @@ from psycopg.types.string import BytesBinaryDumper
 
 from ... import histogram
 from ..records import REQUEST_COLUMNS, REQUEST_INDEX, Record, encode
+from ._retrievals import retrieval_row, write_retrievals
 from .base import BatchResult, Sink, SinkRejected, SinkRetry, SinkUnavailable
 
 __all__ = ["PostgresSink"]
@@ -706,6 +707,9 @@ class PostgresSink(Sink):
                     self._jsonset(conn, _MERGE_ITERATIONS, iterations, key=("run_id", "iteration"))
                 if tools:
                     self._jsonset(conn, _INSERT_TOOLS, tools, key=None)
+                retrievals = [retrieval_row(t, r.row) for t, r in todo if r.kind == "retrieval"]
+                if retrievals:
+                    write_retrievals(conn, retrievals)
                 if requests:
                     result.duplicates = self._requests(conn, requests, users, new_days, mode)
         except (SinkRejected, SinkRetry, SinkUnavailable, _Again):
