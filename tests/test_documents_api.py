@@ -319,3 +319,34 @@ def test_searches_land_in_the_retrieval_log_with_their_sources(client: llmbase.L
     assert [h.document_id for h in hits] == [s[1] for s in sources]
     assert raw(db_url, "SELECT count(*) FROM llmbase.ingest_dead_letters") == [(0,)]
     assert client.requests.stats()["dead_lettered"] == 0
+
+
+def test_bulk_add_builds_the_vector_index_once(client: llmbase.LLMBase, db_url: str) -> None:
+    """A load of >= 10,000 chunks into a smaller collection drops the vector index and builds
+    it once at the end; small loads keep it; a missing index (an interrupted load) is rebuilt
+    by the next add()."""
+    c = client.collections.create("bulk", 3)
+    col = client.collection("bulk")
+    idx = f"{c.partition_name}_vec"
+
+    def has_index() -> bool:
+        return raw(db_url, "SELECT count(*) FROM pg_indexes WHERE indexname = %s", idx) == [(1,)]
+
+    docs = [
+        doc(f"d{i}", *[(f"text {i} {j}", [1.0, (i % 97) / 97, j / 10]) for j in range(10)])
+        for i in range(1_000)
+    ]
+    r = col.add(docs, batch_size=250)
+    assert (r.documents, r.chunks) == (1_000, 10_000)
+    assert has_index()
+    assert raw(db_url, "SELECT count(*) FROM llmbase.chunks WHERE collection_id = %s", c.id) == [(10_000,)]
+    hits = col.search(vector=[1.0, 5 / 97, 0.3], k=3)
+    assert len(hits) == 3  # the 3 nearest: documents with i % 97 == 5, chunk 3 (cosine 1.0)
+    assert all(int(h.external_id[1:]) % 97 == 5 and h.position == 3 for h in hits if h.external_id)
+    assert all(abs(h.score - 1.0) < 1e-6 for h in hits)
+    # Interrupted load: the index is missing; the next (small) add rebuilds it.
+    with psycopg.connect(db_url) as conn:
+        conn.execute(f'DROP INDEX llmbase."{idx}"')
+    assert not has_index()
+    col.add([doc("late", ("late text", [0.0, 1.0, 0.0]))])
+    assert has_index()

@@ -18,7 +18,7 @@ from uuid import UUID
 from .._ids import uuid7
 from ..errors import ValidationError
 from ..stores._common import parse_id
-from . import _vectors, write
+from . import _vectors, collections, write
 from . import search as _search
 from ._prepare import PreparedDoc, prepare
 from .chunking import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_text
@@ -218,6 +218,11 @@ def add(
 
     ids: list[UUID | None] = [None] * len(unique)
     total = WriteResult()
+    # A bulk load builds the vector index once at the end instead of row by row.
+    incoming = sum(
+        len(d.chunks) if d.chunks is not None else 1 + len(text or "") // (4 * size) for d, text in unique
+    )
+    suspended = yield Call(collections.suspend_index, (collection, incoming))
     for start in range(0, len(unique), batch_size):
         batch = unique[start : start + batch_size]
         skip: set[int] = set()
@@ -263,6 +268,8 @@ def add(
         )
         for _, d, _ in todo:
             d.chunks = None  # free the batch's vectors
+    if suspended or collection.index_type != "none":
+        yield Call(collections.restore_index, (collection,))  # also repairs an interrupted load
     duplicates = len(prepared) - len(unique)
     return WriteResult(
         documents=total.documents,

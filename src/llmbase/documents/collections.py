@@ -25,7 +25,7 @@ from ..stores._plan import Plan, Query
 from . import search
 from .rows import Collection, CollectionStats, Distance, IndexType, ReindexResult, Storage
 
-__all__ = ["create", "drop", "get", "list_", "reindex", "stats"]
+__all__ = ["create", "drop", "get", "list_", "reindex", "restore_index", "stats", "suspend_index"]
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _LANGUAGE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -162,6 +162,25 @@ def drop(ctx: Ctx, collection: Collection | UUID | str) -> Plan[bool]:
     c = yield from get(ctx, collection)
     row = yield Query("SELECT llmbase.drop_collection(%s)", (c.id,), fetch="one", tuples=True)
     return bool(row[0])
+
+
+def suspend_index(ctx: Ctx, collection: Collection, incoming: int) -> Plan[bool]:
+    """Before a bulk load of `incoming` chunks: drop the vector index when the load is at
+    least 10,000 chunks and at least the collection's size (llmbase.suspend_collection_index;
+    a no-op in a user scope). True when it was dropped."""
+    row = yield Query(
+        "SELECT llmbase.suspend_collection_index(%s, %s)", (collection.id, incoming), fetch="one", tuples=True
+    )
+    return bool(row[0])
+
+
+def restore_index(ctx: Ctx, collection: Collection) -> Plan[str | None]:
+    """After a load: build the vector index if it is missing (one build over all rows,
+    parallel workers); the index name when it built one."""
+    row = yield Query(
+        "SELECT llmbase.restore_collection_index(%s)", (collection.id,), fetch="one", tuples=True
+    )
+    return row[0] if row else None
 
 
 def _work_mem(chunks: int, c: Collection) -> str:

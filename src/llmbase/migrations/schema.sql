@@ -646,6 +646,28 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION llmbase.restore_collection_index(p_collection uuid) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    SET "llmbase.admin" TO 'on'
+    AS $$
+DECLARE
+    c llmbase.collections;
+BEGIN
+    IF NOT llmbase.tenant_wide() THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO c FROM llmbase.collections
+     WHERE id = p_collection AND tenant_id = llmbase.current_tenant_id();
+    IF NOT FOUND OR c.index_type = 'none' OR to_regclass('llmbase.' || c.partition_name || '_vec') IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('max_parallel_maintenance_workers',
+                       greatest(1, current_setting('max_worker_processes')::int / 4)::text, true);
+    RETURN llmbase.build_collection_index(c.id);
+END
+$$;
+
 CREATE FUNCTION llmbase.run_iterations_rollup() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog'
@@ -731,6 +753,32 @@ BEGIN
     END IF;
     PERFORM set_config('llmbase.tenant_id', t::text, true);
     PERFORM set_config('llmbase.user_id', coalesce(p_user_id::text, ''), true);
+END
+$$;
+
+CREATE FUNCTION llmbase.suspend_collection_index(p_collection uuid, p_incoming bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    SET "llmbase.admin" TO 'on'
+    AS $$
+DECLARE
+    c llmbase.collections;
+    rows_now double precision;
+BEGIN
+    IF NOT llmbase.tenant_wide() THEN
+        RETURN false;
+    END IF;
+    SELECT * INTO c FROM llmbase.collections
+     WHERE id = p_collection AND tenant_id = llmbase.current_tenant_id();
+    IF NOT FOUND OR c.index_type = 'none' OR to_regclass('llmbase.' || c.partition_name || '_vec') IS NULL THEN
+        RETURN false;
+    END IF;
+    SELECT greatest(reltuples, 0) INTO rows_now FROM pg_class WHERE oid = ('llmbase.' || c.partition_name)::regclass;
+    IF p_incoming < 10000 OR p_incoming < rows_now THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP INDEX llmbase.%I', c.partition_name || '_vec');
+    RETURN true;
 END
 $$;
 
@@ -1901,6 +1949,9 @@ GRANT ALL ON FUNCTION llmbase.drop_collection(p_collection uuid) TO service_role
 
 REVOKE ALL ON FUNCTION llmbase.ensure_request_partitions(p_from date, p_to date) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION llmbase.restore_collection_index(p_collection uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION llmbase.restore_collection_index(p_collection uuid) TO llmbase_app;
+
 REVOKE ALL ON FUNCTION llmbase.set_tenant_context(p_tenant_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION llmbase.set_tenant_context(p_tenant_id uuid) TO llmbase_app;
 GRANT ALL ON FUNCTION llmbase.set_tenant_context(p_tenant_id uuid) TO service_role;
@@ -1908,6 +1959,9 @@ GRANT ALL ON FUNCTION llmbase.set_tenant_context(p_tenant_id uuid) TO service_ro
 REVOKE ALL ON FUNCTION llmbase.set_user_context(p_user_id uuid, p_tenant_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION llmbase.set_user_context(p_user_id uuid, p_tenant_id uuid) TO llmbase_app;
 GRANT ALL ON FUNCTION llmbase.set_user_context(p_user_id uuid, p_tenant_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION llmbase.suspend_collection_index(p_collection uuid, p_incoming bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION llmbase.suspend_collection_index(p_collection uuid, p_incoming bigint) TO llmbase_app;
 
 REVOKE ALL ON FUNCTION llmbase.tenant_id_by_slug(p_slug text) FROM PUBLIC;
 GRANT ALL ON FUNCTION llmbase.tenant_id_by_slug(p_slug text) TO llmbase_app;

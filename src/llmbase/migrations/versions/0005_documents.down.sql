@@ -13,6 +13,8 @@ DROP POLICY public_read ON llmbase.collections;
 DROP FUNCTION llmbase.chunks_check_documents();
 DROP TABLE llmbase.documents;
 DROP FUNCTION llmbase.documents_sync_chunks();
+DROP FUNCTION llmbase.restore_collection_index(uuid);
+DROP FUNCTION llmbase.suspend_collection_index(uuid, bigint);
 DROP FUNCTION llmbase.drop_collection(uuid);
 DROP FUNCTION llmbase.create_collection(text, integer, text, text, text, integer, integer, integer, regconfig, text, jsonb);
 DROP FUNCTION llmbase.build_collection_index(uuid);

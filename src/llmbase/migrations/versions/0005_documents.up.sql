@@ -252,6 +252,62 @@ $$;
 REVOKE ALL ON FUNCTION llmbase.create_collection(text, integer, text, text, text, integer, integer, integer, regconfig, text, jsonb),
     llmbase.drop_collection(uuid) FROM PUBLIC;
 
+-- Bulk loads: building an HNSW/IVFFlat index once over all rows is several times faster than
+-- maintaining it row by row. add() suspends the vector index of a collection before a load
+-- of at least 10,000 chunks that is at least as large as the collection, and restores it
+-- afterwards (searches in between are exact: correct, slower). Tenant-wide scope, own
+-- collection; anything else is a no-op.
+CREATE FUNCTION llmbase.suspend_collection_index(p_collection uuid, p_incoming bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+SET llmbase.admin = 'on'
+AS $$
+DECLARE
+    c llmbase.collections;
+    rows_now double precision;
+BEGIN
+    IF NOT llmbase.tenant_wide() THEN
+        RETURN false;
+    END IF;
+    SELECT * INTO c FROM llmbase.collections
+     WHERE id = p_collection AND tenant_id = llmbase.current_tenant_id();
+    IF NOT FOUND OR c.index_type = 'none' OR to_regclass('llmbase.' || c.partition_name || '_vec') IS NULL THEN
+        RETURN false;
+    END IF;
+    SELECT greatest(reltuples, 0) INTO rows_now FROM pg_class WHERE oid = ('llmbase.' || c.partition_name)::regclass;
+    IF p_incoming < 10000 OR p_incoming < rows_now THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP INDEX llmbase.%I', c.partition_name || '_vec');
+    RETURN true;
+END
+$$;
+
+-- Rebuild a collection's vector index when it is missing (after a bulk load); returns the
+-- index name when it built one.
+CREATE FUNCTION llmbase.restore_collection_index(p_collection uuid) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+SET llmbase.admin = 'on'
+AS $$
+DECLARE
+    c llmbase.collections;
+BEGIN
+    IF NOT llmbase.tenant_wide() THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO c FROM llmbase.collections
+     WHERE id = p_collection AND tenant_id = llmbase.current_tenant_id();
+    IF NOT FOUND OR c.index_type = 'none' OR to_regclass('llmbase.' || c.partition_name || '_vec') IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('max_parallel_maintenance_workers',
+                       greatest(1, current_setting('max_worker_processes')::int / 4)::text, true);
+    RETURN llmbase.build_collection_index(c.id);
+END
+$$;
+REVOKE ALL ON FUNCTION llmbase.suspend_collection_index(uuid, bigint), llmbase.restore_collection_index(uuid) FROM PUBLIC;
+
 -- ---------------------------------------------------------------------------------------
 -- Retrieval log: every search, and the chunks it returned (written by the background
 -- writer; the application role reads it under RLS).
@@ -579,7 +635,8 @@ GRANT SELECT ON llmbase.collections, llmbase.retrievals, llmbase.retrieval_resul
     llmbase.message_sources, llmbase.document_feedback TO llmbase_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON llmbase.documents, llmbase.chunks TO llmbase_app;
 GRANT EXECUTE ON FUNCTION llmbase.create_collection(text, integer, text, text, text, integer, integer, integer, regconfig, text, jsonb),
-    llmbase.drop_collection(uuid) TO llmbase_app;
+    llmbase.drop_collection(uuid), llmbase.suspend_collection_index(uuid, bigint),
+    llmbase.restore_collection_index(uuid) TO llmbase_app;
 
 DO $$
 BEGIN
