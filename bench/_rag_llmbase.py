@@ -10,8 +10,9 @@ chunk metadata). Three loads of the same data:
   indexes maintained) — the insert throughput;
 - `hnsw`: a collection with its HNSW index (created empty with the collection): add()
   maintains it row by row, so the chunks are searchable when add() returns;
-- then `reindex` of the hnsw collection: the parallel rebuild the store uses for bulk
-  loads (maintenance_work_mem sized to the data, parallel workers).
+- then `client.collections.reindex` of the hnsw collection: the store's own rebuild
+  (maintenance_work_mem sized to the data, parallel workers), i.e. what a load into a
+  collection without an index followed by an index build would cost.
 """
 
 from __future__ import annotations

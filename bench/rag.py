@@ -175,9 +175,11 @@ def run(docs: bool = True) -> list[dict[str, object]]:
         loads = [os.getloadavg()[0]]
         search_rows: list[dict[str, object]] = []
         best: dict[str, dict[str, Any]] = {}
-        for system, make in (("llmbase", ours_search), ("langchain-postgres", theirs_search)):
-            for ef in EF_SEARCH:
-                for clients in CLIENTS:
+        # the two systems alternate per configuration, so a busy spell on the shared machine
+        # does not land on one of them only
+        for ef in EF_SEARCH:
+            for clients in CLIENTS:
+                for system, make in (("llmbase", ours_search), ("langchain-postgres", theirs_search)):
                     loads.append(os.getloadavg()[0])
                     r = run_queries(make(ef), nq, clients)
                     rec = recall(r.results, truth, K)
@@ -192,6 +194,7 @@ def run(docs: bool = True) -> list[dict[str, object]]:
                     }
                     search_rows.append(row)
                     print(row, flush=True)
+        search_rows.sort(key=lambda r: (r["system"] != "llmbase", r["ef_search"], r["clients"]))
         if ours.logged:  # what recording every search costs
             quiet = run_queries(ours_search(DEFAULT_EF, log=False), nq, 1)
             search_rows.append(

@@ -350,3 +350,19 @@ def test_bulk_add_builds_the_vector_index_once(client: llmbase.LLMBase, db_url: 
     assert not has_index()
     col.add([doc("late", ("late text", [0.0, 1.0, 0.0]))])
     assert has_index()
+
+
+def test_one_batch_of_many_chunks(client: llmbase.LLMBase, db_url: str) -> None:
+    """A single write of 6,000 384-d chunks (about 10 MB, more than temp_buffers) goes through
+    the temporary table in one transaction (regression: PostgreSQL 18's read-ahead pinned
+    every local buffer: "no empty local buffer available")."""
+    client.collections.create("big", 384, index="none")
+    vec = [0.05] * 384
+    big = doc("big", *[(f"chunk {j}", [*vec[:-1], j / 6000]) for j in range(6_000)])
+    r = client.collection("big").add([big])
+    assert (r.documents, r.chunks) == (1, 6_000)
+    n = raw(
+        db_url,
+        "SELECT count(*) FROM llmbase.chunks c JOIN llmbase.collections k ON k.id = c.collection_id WHERE k.name = 'big'",
+    )
+    assert n == [(6_000,)]

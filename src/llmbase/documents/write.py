@@ -310,6 +310,10 @@ def upsert(ctx: Ctx, collection: Collection, docs: Sequence[StagedDoc]) -> Plan[
     chunks = 0
     if any(d.chunks for _, d in written):
         vs = yield Query("SELECT llmbase.vector_schema()::text", fetch="one", tuples=True)
+        # PostgreSQL 18 reads temporary tables ahead by effective_io_concurrency buffers; with
+        # the embedded server's 64 a few thousand chunks exhaust the session's temp_buffers
+        # ("no empty local buffer available"). Local buffers need no read-ahead.
+        yield Query("SELECT set_config('effective_io_concurrency', '1', true)", fetch="none")
         yield Query(_CHUNKS_TEMP, fetch="none")
         yield Query(_CHUNKS_COPY, copy_rows=_chunk_rows(written), copy_types=_CHUNK_TYPES)
         col = "embedding" if collection.storage == "vector" else "embedding_half"
