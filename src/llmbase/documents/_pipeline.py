@@ -268,8 +268,8 @@ def add(
         )
         for _, d, _ in todo:
             d.chunks = None  # free the batch's vectors
-    if suspended or collection.index_type != "none":
-        yield Call(collections.restore_index, (collection,))  # also repairs an interrupted load
+    if suspended:  # dropped for this load, or missing after an interrupted one
+        yield Call(collections.restore_index, (collection,))
     duplicates = len(prepared) - len(unique)
     return WriteResult(
         documents=total.documents,

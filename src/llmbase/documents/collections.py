@@ -167,7 +167,8 @@ def drop(ctx: Ctx, collection: Collection | UUID | str) -> Plan[bool]:
 def suspend_index(ctx: Ctx, collection: Collection, incoming: int) -> Plan[bool]:
     """Before a bulk load of `incoming` chunks: drop the vector index when the load is at
     least 10,000 chunks and at least the collection's size (llmbase.suspend_collection_index;
-    a no-op in a user scope). True when it was dropped."""
+    a no-op in a user scope). True when the index is now missing (dropped, or already
+    missing after an interrupted load): restore it after the load."""
     row = yield Query(
         "SELECT llmbase.suspend_collection_index(%s, %s)", (collection.id, incoming), fetch="one", tuples=True
     )

@@ -770,8 +770,11 @@ BEGIN
     END IF;
     SELECT * INTO c FROM llmbase.collections
      WHERE id = p_collection AND tenant_id = llmbase.current_tenant_id();
-    IF NOT FOUND OR c.index_type = 'none' OR to_regclass('llmbase.' || c.partition_name || '_vec') IS NULL THEN
+    IF NOT FOUND OR c.index_type = 'none' THEN
         RETURN false;
+    END IF;
+    IF to_regclass('llmbase.' || c.partition_name || '_vec') IS NULL THEN
+        RETURN true;  -- already missing (an interrupted load): build it after this one
     END IF;
     SELECT greatest(reltuples, 0) INTO rows_now FROM pg_class WHERE oid = ('llmbase.' || c.partition_name)::regclass;
     IF p_incoming < 10000 OR p_incoming < rows_now THEN

@@ -256,7 +256,7 @@ REVOKE ALL ON FUNCTION llmbase.create_collection(text, integer, text, text, text
 -- maintaining it row by row. add() suspends the vector index of a collection before a load
 -- of at least 10,000 chunks that is at least as large as the collection, and restores it
 -- afterwards (searches in between are exact: correct, slower). Tenant-wide scope, own
--- collection; anything else is a no-op.
+-- collection; anything else is a no-op. True: the index is missing now, restore it afterwards.
 CREATE FUNCTION llmbase.suspend_collection_index(p_collection uuid, p_incoming bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog
@@ -271,8 +271,11 @@ BEGIN
     END IF;
     SELECT * INTO c FROM llmbase.collections
      WHERE id = p_collection AND tenant_id = llmbase.current_tenant_id();
-    IF NOT FOUND OR c.index_type = 'none' OR to_regclass('llmbase.' || c.partition_name || '_vec') IS NULL THEN
+    IF NOT FOUND OR c.index_type = 'none' THEN
         RETURN false;
+    END IF;
+    IF to_regclass('llmbase.' || c.partition_name || '_vec') IS NULL THEN
+        RETURN true;  -- already missing (an interrupted load): build it after this one
     END IF;
     SELECT greatest(reltuples, 0) INTO rows_now FROM pg_class WHERE oid = ('llmbase.' || c.partition_name)::regclass;
     IF p_incoming < 10000 OR p_incoming < rows_now THEN
