@@ -169,6 +169,21 @@ def stages(n: int = 20_000, repeats: int = 5) -> list[dict[str, object]]:
             t3 = time.process_time()
             results["COPY format"].append((t2 - t1) / n * 1e6)
             results["rollup deltas"].append((t3 - t2) / n * 1e6)
+    # Instrumented calls arrive without cost_usd: the writer prices them from the catalog.
+    from llmbase import pricing
+
+    unpriced = [
+        {**p, "cost_usd": None, "model": rng.choice(["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5"])}
+        for p in payloads
+    ]
+    key = "price from the catalog (no cost_usd given)"
+    results[key] = []
+    for _ in range(repeats):
+        pricing._catalog.cache_clear()
+        t0 = time.process_time()
+        for p in unpriced:
+            pricing.cost_of(p)
+        results[key].append((time.process_time() - t0) / n * 1e6)
     return [{"stage": k, "us_per_row": f"{statistics.median(v):.1f}"} for k, v in results.items()]
 
 

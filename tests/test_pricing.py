@@ -169,3 +169,53 @@ def test_pricer_loads_overrides_per_tenant_with_ttl(client: llmbase.LLMBase) -> 
     p.fill(tid, given)
     assert given["cost_usd"] == Decimal("9") and "cost_source" not in given
     assert pricing.pricer(client.database) is pricing.pricer(client.database)
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("gpt-4o", "openai"),
+        ("gpt-4o-mini", "openai"),
+        ("gpt-4.1", "openai"),
+        ("o3-mini", "openai"),
+        ("text-embedding-3-small", "openai"),
+        ("claude-sonnet-4-5", "anthropic"),  # tiered above 200k prompt tokens
+        ("claude-3-5-haiku-latest", "anthropic"),
+        ("gemini-2.5-pro", "google"),  # tiered
+        ("deepseek-chat", "deepseek"),
+        ("gpt-4o", None),
+        ("whisper-1", "openai"),  # priced per audio unit: the catalog's own calculation
+    ],
+)
+def test_per_token_rates_price_exactly_as_the_catalog(model: str, provider: str | None) -> None:
+    """The fast path (a model's linear per-token rates) gives the same cost as genai-prices'
+    own calculation for every usage, across tiers, cache reads and writes."""
+    import random
+    from datetime import UTC, datetime
+
+    rng = random.Random(hash((model, provider)) & 0xFFFF)
+    day = datetime.now(UTC).date()
+    for _ in range(200):
+        prompt = rng.choice([0, 1, rng.randint(0, 5000), rng.randint(150_000, 400_000)])
+        completion = rng.choice([0, rng.randint(0, 5000)])
+        cached = rng.choice([0, rng.randint(0, prompt)]) if prompt else 0
+        write = rng.choice([0, rng.randint(0, prompt - cached)]) if prompt > cached else 0
+        got = pricing.catalog_cost(
+            model, provider, prompt=prompt, completion=completion, cached=cached, cache_write=write
+        )
+        want = pricing._catalog(model, provider, prompt, completion, cached, write, None, day)
+        assert got.usd == want, (prompt, completion, cached, write)
+        assert got.unknown is (want is None)
+
+
+def test_rates_are_used_for_linear_prices_and_refused_for_others() -> None:
+    from datetime import UTC, datetime
+
+    day = datetime.now(UTC).date()
+    assert isinstance(pricing._rates("gpt-4o", "openai", day), pricing._Rates)
+    tiered = pricing._rates("claude-sonnet-4-5", "anthropic", day)
+    assert isinstance(tiered, pricing._Rates) and tiered.below == 200_000
+    assert tiered.cost(250_000, 10, 0, 0) is None  # above the first tier: the catalog decides
+    assert pricing._rates("whisper-1", "openai", day) is None
+    assert pricing._rates("no-such-model-xyz", "openai", day) is pricing._NOT_FOUND
+    assert pricing.catalog_cost("no-such-model-xyz", "openai", prompt=5, completion=5).unknown

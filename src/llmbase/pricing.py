@@ -105,6 +105,119 @@ def override_cost(price: PriceOverride, *, prompt: int, completion: int, cached:
     return _q(total)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """A catalog price that is linear in the token counts (USD per million tokens), valid for
+    calls whose prompt is below `below` tokens (the first tier of a tiered price)."""
+
+    input: Decimal
+    output: Decimal | None
+    cache_read: Decimal | None
+    cache_write: Decimal | None
+    per_request: Decimal
+    below: int | None
+
+    def cost(self, prompt: int, completion: int, cached: int, write: int) -> Decimal | None:
+        """The price, or None when this call needs the catalog's own calculation."""
+        if self.below is not None and prompt >= self.below:
+            return None
+        if cached + write > prompt or (cached and self.cache_read is None):
+            return None
+        if (write and self.cache_write is None) or (completion and self.output is None):
+            return None
+        total = Decimal(prompt - cached - write) * self.input
+        if cached:
+            total += Decimal(cached) * self.cache_read  # type: ignore[operator]
+        if write:
+            total += Decimal(write) * self.cache_write  # type: ignore[operator]
+        if completion:
+            total += Decimal(completion) * self.output  # type: ignore[operator]
+        return _q(total / _MTOK + self.per_request)
+
+
+_NOT_FOUND = object()
+_LINEAR = {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "requests_kcount"}
+
+
+def _calc(model: str, provider: str | None, usage: Mapping[str, int | float], at: datetime) -> Any:
+    """genai-prices' calculation (provider first, then by model alone); _NOT_FOUND if nobody
+    prices the model. Exceptions other than a failed lookup propagate."""
+    for provider_id in (provider, None) if provider else (None,):
+        try:
+            return genai_prices.calc_price(
+                genai_prices.Usage(**usage), model, provider_id=provider_id, genai_request_timestamp=at
+            )
+        except LookupError:
+            continue
+    return _NOT_FOUND
+
+
+@functools.lru_cache(maxsize=4096)
+def _rates(model: str, provider: str | None, day: date) -> _Rates | object | None:
+    """The linear rates of a model on a day, _NOT_FOUND, or None (use the catalog per call).
+
+    genai-prices' own calculation costs ~100 us; a model priced per token (tiers aside) is
+    priced here from its rates in ~2 us. Rates are checked against the catalog on two probe
+    calls before they are trusted, and tests compare both ways over many usages."""
+    at = datetime.combine(day, dtime(12), UTC)
+    try:
+        calc = _calc(model, provider, {"input_tokens": 1000}, at)
+    except Exception:
+        return None
+    if calc is _NOT_FOUND:
+        return _NOT_FOUND  # type: ignore[no-any-return]
+    price = calc.model_price
+    values = {k: v for k, v in vars(price).items() if v is not None and not k.startswith("_")}
+    if any(
+        k not in _LINEAR and ("audio" in k or not (k.endswith("_kcount") or k.endswith("_1h_mtok")))
+        for k in values
+    ):
+        return None  # units the rates do not model: keep the catalog's calculation
+    below: int | None = None
+    plain: dict[str, Decimal] = {}
+    for key, value in values.items():
+        if isinstance(value, Decimal):
+            plain[key] = value
+            continue
+        tiers = getattr(value, "tiers", None)
+        base = getattr(value, "base", None)
+        if not isinstance(base, Decimal) or not tiers:
+            return None
+        first = min(int(t.start) for t in tiers)
+        below = first if below is None else min(below, first)
+        plain[key] = base
+    if "input_mtok" not in plain:
+        return None
+    rates = _Rates(
+        plain["input_mtok"],
+        plain.get("output_mtok"),
+        plain.get("cache_read_mtok"),
+        plain.get("cache_write_mtok"),
+        plain.get("requests_kcount", Decimal(0)) / 1000,
+        below,
+    )
+    out = 0 if rates.output is None else 1
+    probes = [(1000, 1000 * out, 0, 0), (900, 37 * out, 300 if rates.cache_read is not None else 0, 0)]
+    if rates.cache_write is not None:
+        probes.append((700, 11 * out, 0, 200))
+    for prompt, completion, cached, write in probes:
+        usage = {"input_tokens": prompt, "output_tokens": completion}
+        if cached:
+            usage["cache_read_tokens"] = cached
+        if write:
+            usage["cache_write_tokens"] = write
+        try:
+            expected = _calc(model, provider, usage, at)
+        except Exception:
+            return None
+        if expected is _NOT_FOUND or rates.cost(prompt, completion, cached, write) != _q(
+            expected.total_price
+        ):
+            _log.debug("rates of %s/%s do not reproduce the catalog: per-call pricing", provider, model)
+            return None
+    return rates
+
+
 @functools.lru_cache(maxsize=8192)
 def _catalog(
     model: str,
@@ -153,9 +266,19 @@ def catalog_cost(
     audio_seconds: float | None = None,
     at: datetime | None = None,
 ) -> Cost:
-    """Price usage from the genai-prices catalog (memoised; ~60 us on a miss)."""
+    """Price usage from the genai-prices catalog: from the model's per-token rates when its
+    price is linear for this call (~2 us), else genai-prices' own calculation (memoised)."""
     day = (at or datetime.now(UTC)).astimezone(UTC).date()
-    usd = _catalog(model, provider or None, prompt, completion, cached, cache_write, audio_seconds, day)
+    provider = provider or None
+    if prompt is not None or completion is not None:
+        rates = _rates(model, provider, day)
+        if rates is _NOT_FOUND:
+            return UNKNOWN
+        if isinstance(rates, _Rates):
+            fast = rates.cost(prompt or 0, completion or 0, cached or 0, cache_write or 0)
+            if fast is not None:
+                return Cost(fast, CATALOG_SOURCE, False)
+    usd = _catalog(model, provider, prompt, completion, cached, cache_write, audio_seconds, day)
     return UNKNOWN if usd is None else Cost(usd, CATALOG_SOURCE, False)
 
 
