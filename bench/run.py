@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 from bench import analytics, ingest, instrument_overhead, memory, overhead, rag, startup
+from bench import cache as cache_bench
+from bench import limits as limits_bench
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BENCHES = {
@@ -23,6 +25,8 @@ BENCHES = {
     "overhead": overhead.run,
     "memory": memory.run,
     "rag": rag.run,
+    "cache": cache_bench.run,
+    "limits": limits_bench.run,
 }
 
 

@@ -25,12 +25,14 @@ from .documents.rows import (
 )
 from .documents.store import AsyncCollectionHandle, CollectionHandle
 from .errors import (
+    BudgetExceeded,
     ConflictError,
     DatabaseUnavailable,
     LLMBaseError,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    RateLimited,
     TenantMissing,
     ValidationError,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "ApiKey",
     "AsyncCollectionHandle",
     "AsyncLLMBase",
+    "BudgetExceeded",
     "Chunk",
     "ChunkInput",
     "Collection",
@@ -75,6 +78,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "Profile",
+    "RateLimited",
     "ReindexResult",
     "Scope",
     "SearchResult",

@@ -16,17 +16,21 @@ from uuid import UUID
 
 from .config import Settings
 from .db import ADMIN, DEFAULT_TENANT, Database, Scope
-from .errors import PermissionDenied
+from .errors import NotFound, PermissionDenied
 from .stores import conversations, feedback, keys, prices, settings, tenants, users
 from .stores._bind import AsyncStore, Store, aop, op
-from .stores._common import Ctx
+from .stores._common import Ctx, parse_id
 from .stores._plan import Plan, arun, run
 
 if TYPE_CHECKING:
+    from .audit import AsyncAudit, Audit
+    from .cache import AsyncCache, Cache
     from .documents.embedders import Embedder
     from .documents.rows import Collection
     from .documents.store import AsyncCollectionHandle, AsyncCollections, CollectionHandle, Collections
     from .ingest.api import AsyncRequests, Requests
+    from .limits import AsyncBudgets, AsyncLimits, Budgets, Limits
+    from .ops import DeleteResult
     from .reports import AsyncReports, Reports
     from .runs import Run
 
@@ -117,6 +121,20 @@ class _Core:
         return await arun(self.db, scope, fn(Ctx(scope, self.settings), *args, **kwargs))
 
 
+def _delete_user(core: _Core, user_id: UUID | str) -> DeleteResult:
+    """A user's deletion in every table, for a tenant-wide (or operator) client only: a user
+    scope cannot delete users (NotFound, as the row policy answers)."""
+    from .ops import delete_user
+
+    uid = parse_id(user_id, field="user_id")
+    scope = core.scope()
+    if scope.admin:
+        return delete_user(core.db, uid)
+    if scope.user_id is not None:
+        raise NotFound("user", uid)
+    return delete_user(core.db, uid, tenant=scope.require_tenant())
+
+
 # -- stores (sync) ----------------------------------------------------------------------
 class Conversations(Store):
     """Conversations and messages of the current scope."""
@@ -153,9 +171,13 @@ class Users(Store):
     get = op(users.get)
     list = op(users.list_)
     update = op(users.update)
-    delete = op(users.delete)
     profile = op(users.profile)
     set_preferences = op(users.set_preferences)
+
+    def delete(self, user_id: UUID | str) -> DeleteResult:
+        """Delete a user and their rows in every table (conversations, feedback, keys, the
+        request log, runs, limits usage, ...): `llmbase.ops.delete_user`, audited."""
+        return _delete_user(self._client, user_id)
 
 
 class Tenants(Store):
@@ -165,7 +187,13 @@ class Tenants(Store):
     get = op(tenants.get)
     list = op(tenants.list_)
     update = op(tenants.update)
-    delete = op(tenants.delete)
+
+    def delete(self, tenant_id: UUID | str) -> DeleteResult:
+        """Delete a tenant and every row it owns in every table, chunk partitions dropped:
+        `llmbase.ops.delete_tenant`, audited."""
+        from .ops import delete_tenant
+
+        return delete_tenant(self._client.db, parse_id(tenant_id, field="tenant_id"))
 
 
 class TenantSettingsStore(Store):
@@ -224,7 +252,13 @@ class AsyncUsers(AsyncStore):
     get = aop(users.get)
     list = aop(users.list_)
     update = aop(users.update)
-    delete = aop(users.delete)
+
+    async def delete(self, user_id: UUID | str) -> DeleteResult:
+        import asyncio
+
+        await self._client.ascope()
+        return await asyncio.to_thread(_delete_user, self._client, user_id)
+
     profile = aop(users.profile)
     set_preferences = aop(users.set_preferences)
 
@@ -234,7 +268,14 @@ class AsyncTenants(AsyncStore):
     get = aop(tenants.get)
     list = aop(tenants.list_)
     update = aop(tenants.update)
-    delete = aop(tenants.delete)
+
+    async def delete(self, tenant_id: UUID | str) -> DeleteResult:
+        import asyncio
+
+        from .ops import delete_tenant
+
+        tid = parse_id(tenant_id, field="tenant_id")
+        return await asyncio.to_thread(delete_tenant, self._client.db, tid)
 
 
 class AsyncTenantSettingsStore(AsyncStore):
@@ -371,6 +412,35 @@ class LLMBase(_ClientBase):
 
         return CollectionHandle(self._core, collection, embedder, log=log)
 
+    # -- limits, budgets, cache, audit (limits/, cache/, audit.py) --------------------------
+    @property
+    def limits(self) -> Limits:
+        """Rate limits: define per user / tenant / API key; atomic `check` and `consume`."""
+        from .limits import Limits
+
+        return Limits(self._core)
+
+    @property
+    def budgets(self) -> Budgets:
+        """Cost budgets per tenant or user per month: reserve before a call, settle after."""
+        from .limits import Budgets
+
+        return Budgets(self._core)
+
+    @property
+    def cache(self) -> Cache:
+        """The response cache: exact (and optional semantic) match, TTL, hit counts."""
+        from .cache import Cache
+
+        return Cache(self._core)
+
+    @property
+    def audit(self) -> Audit:
+        """The append-only audit log: who changed what, when, before and after."""
+        from .audit import Audit
+
+        return Audit(self._core)
+
     def close(self) -> None:
         """Close the pool and release the embedded server (when this client opened it)."""
         if self._core.root:
@@ -463,6 +533,30 @@ class AsyncLLMBase(_ClientBase):
         from .documents.store import AsyncCollectionHandle
 
         return AsyncCollectionHandle(self._core, collection, embedder, log=log)
+
+    @property
+    def limits(self) -> AsyncLimits:
+        from .limits import AsyncLimits
+
+        return AsyncLimits(self._core)
+
+    @property
+    def budgets(self) -> AsyncBudgets:
+        from .limits import AsyncBudgets
+
+        return AsyncBudgets(self._core)
+
+    @property
+    def cache(self) -> AsyncCache:
+        from .cache import AsyncCache
+
+        return AsyncCache(self._core)
+
+    @property
+    def audit(self) -> AsyncAudit:
+        from .audit import AsyncAudit
+
+        return AsyncAudit(self._core)
 
     async def aclose(self) -> None:
         if self._core.root:

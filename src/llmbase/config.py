@@ -89,6 +89,9 @@ class Settings:
     #: The built-in redaction of API keys, bearer tokens, passwords and other secrets in
     #: bodies, metadata and error messages (llmbase.redact.scrub_text).
     redact_secrets: bool = True
+    #: Who this process acts as in the audit log (e.g. "billing-service", "ops:alice");
+    #: None: the audit log names the scope (operator, user or service) and the login role.
+    actor: str | None = None
 
     @classmethod
     def from_env(
@@ -113,6 +116,7 @@ class Settings:
             ingest_spool_max_bytes=_env_int("LLMBASE_SPOOL_MAX_BYTES", 2 << 30),
             ingest_body_max_bytes=_env_int("LLMBASE_BODY_MAX_BYTES", 256 * 1024),
             redact_secrets=_env_bool("LLMBASE_REDACT_SECRETS", True),
+            actor=os.environ.get("LLMBASE_ACTOR") or None,
         )
         if overrides:
             from dataclasses import replace

@@ -13,7 +13,7 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -37,9 +37,10 @@ DEFAULT_USER = UUID("00000000-0000-0000-0000-000000000001")
 # One round trip sets role, tenant and user for the transaction.
 _SET_APP_SCOPE = (
     "SELECT set_config('role', %s, true), set_config('llmbase.tenant_id', %s, true),"
-    " set_config('llmbase.user_id', %s, true), set_config('llmbase.admin', '', true)"
+    " set_config('llmbase.user_id', %s, true), set_config('llmbase.admin', '', true),"
+    " set_config('llmbase.actor', %s, true)"
 )
-_SET_ADMIN_SCOPE = "SELECT set_config('llmbase.admin', 'on', true)"
+_SET_ADMIN_SCOPE = "SELECT set_config('llmbase.admin', 'on', true), set_config('llmbase.actor', %s, true)"
 
 
 @contextlib.contextmanager
@@ -69,6 +70,8 @@ class Scope:
     tenant_id: UUID | None = None
     user_id: UUID | None = None
     admin: bool = False
+    #: Who acts, for the audit log (an API key, a service name); None: Settings.actor.
+    actor: str | None = field(default=None, compare=False)
 
     def require_tenant(self) -> UUID:
         if self.tenant_id is None:
@@ -156,14 +159,15 @@ class Database:
             self._apool = pool
         return self._apool
 
-    @staticmethod
-    def _scope_sql(scope: Scope) -> tuple[str, tuple[str, ...]]:
+    def _scope_sql(self, scope: Scope) -> tuple[str, tuple[str, ...]]:
+        actor = scope.actor or self.settings.actor or ""
         if scope.admin:
-            return _SET_ADMIN_SCOPE, ()
+            return _SET_ADMIN_SCOPE, (actor,)
         return _SET_APP_SCOPE, (
             APP_ROLE,
             str(scope.tenant_id) if scope.tenant_id else "",
             str(scope.user_id) if scope.user_id else "",
+            actor,
         )
 
     @contextlib.contextmanager

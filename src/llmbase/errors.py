@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigurationError",
     "ConflictError",
     "DatabaseUnavailable",
@@ -11,6 +12,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "TenantMissing",
     "ValidationError",
 ]
@@ -94,3 +96,43 @@ class PermissionDenied(LLMBaseError):
 
     code = "permission_denied"
     http_status = 403
+
+
+class RateLimited(LLMBaseError):
+    """A rate limit refused the request. `retry_after` is in seconds; `remaining` is what the
+    window still admits (of the limit named by `limit`, e.g. "requests/minute")."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(
+        self, message: str, *, limit: str, retry_after: float, remaining: int = 0, limit_value: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+        self.remaining = remaining
+        self.limit_value = limit_value
+
+
+class BudgetExceeded(LLMBaseError):
+    """A hard cost budget refused the request. `remaining` is the USD left in the period,
+    `retry_after` the seconds until the period resets, `budget` the cap in USD."""
+
+    code = "budget_exceeded"
+    http_status = 402
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: object = None,
+        remaining: object = None,
+        retry_after: float = 0.0,
+        scope: str = "tenant",
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.remaining = remaining
+        self.retry_after = retry_after
+        self.scope = scope

@@ -82,7 +82,7 @@ class StubServer:
         class Handler(_Handler):
             server_ref = stub
 
-        self._httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        self._httpd = _Server((self.host, 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="stub-http", daemon=True)
@@ -101,6 +101,10 @@ class StubServer:
             if path is None or r.path.endswith(path):
                 return r
         raise LookupError(path)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connecting at once (concurrency tests)
 
 
 @contextlib.contextmanager

@@ -55,6 +55,18 @@ KNOWN_TABLES: dict[str, str] = {
     "chunks": "tenant_id",
     "retrievals": "tenant_id",
     "retrieval_results": "tenant_id",
+    # 0008: the audit log (rows written by triggers and audit_event; operator-level entries
+    # have tenant_id NULL and are visible in operator scope only)
+    "audit_log": "tenant_id",
+    # 0006: rate limits and budgets (definitions, and usage rows written only by their
+    # SECURITY DEFINER functions; subject_key = the user's id or the all-zero uuid)
+    "rate_limits": "tenant_id",
+    "rate_limit_counters": "tenant_id",
+    "budgets": "tenant_id",
+    "budget_periods": "tenant_id",
+    "budget_reservations": "tenant_id",
+    # 0007: the response cache (shared by the tenant's users)
+    "cache_entries": "tenant_id",
 }
 
 #: Rows every role may read by design (seed 003's anonymous readers): public documents,
@@ -195,6 +207,22 @@ def seed_tenant(client: llmbase.LLMBase, slug: str) -> Seeded:
     key = tc.keys.create(f"{slug} key", scopes=["read", "write"], user_id=u1.id)
     tc.settings.put({"default_model": f"model-{slug}", "custom": {"secret": slug}})
     c1.users.set_preferences({"theme": slug})
+    c1.audit.record("report.export", "report", f"{slug}-report", details={"secret": slug})
+    # Limits and budgets: tenant-wide and u1's own; u1's usage fills counters, periods and
+    # an open reservation (tenant-level and per-user rows).
+    tc.limits.set(1000)
+    tc.limits.set(100, user=u1.id)
+    c1.limits.consume()
+    tc.budgets.set("50")
+    tc.budgets.set("5", user=u1.id)
+    c1.budgets.reserve("0.01")
+    # The response cache: one entry of the tenant.
+    tc.cache.put(
+        {"messages": [{"role": "user", "content": f"{slug} secret question"}]},
+        {"answer": f"{slug} secret answer"},
+        provider="openai",
+        model=f"model-{slug}",
+    )
     tc.prices.set(f"model-{slug}", input_per_mtok=1, output_per_mtok=2)
     # The request log through its write path: each user's calls and runs, a tenant-wide call,
     # and a record the writer can never store (it lands in ingest_dead_letters).

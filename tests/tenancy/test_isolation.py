@@ -469,6 +469,9 @@ GLOBAL_UNIQUE = {
     # llmbase.create_collection (uuid7 and its hex), never chosen by a tenant.
     ("collections", ("id",)),
     ("collections", ("partition_name",)),
+    # Audit entries are minted by llmbase (uuid7 default, never chosen by a tenant), and an
+    # operator-level entry has no tenant (tenant_id NULL), so the key cannot include it.
+    ("audit_log", ("id",)),
 }
 #: Indexes on tenant tables whose first column is not the tenant, each with its reason.
 NOT_TENANT_LEADING = {

@@ -54,6 +54,13 @@ IDS: dict[str, str] = {
     "retrieval_results": "retrieval_id",
     "message_sources": "retrieval_id",
     "document_feedback": "document_id",
+    "audit_log": "id",
+    "rate_limits": "id",
+    "rate_limit_counters": "subject_key",
+    "budgets": "id",
+    "budget_periods": "subject_key",
+    "budget_reservations": "id",
+    "cache_entries": "id",
 }
 
 
@@ -122,6 +129,26 @@ def expected_for_u1(admin: psycopg.Connection[Any], s: Seeded) -> dict[str, set[
         "retrieval_results": {d.retrieval1},
         "message_sources": {d.retrieval1},
         "document_feedback": {d.doc1, d.shared},
+        # Limits and budgets: the tenant's and the user's own definitions; usage rows are
+        # not granted to PostgREST users. The cache is the backend's: no grant.
+        "rate_limits": ids(
+            "SELECT id FROM llmbase.rate_limits WHERE tenant_id = %s AND (user_id IS NULL OR user_id = %s)",
+            s.tenant,
+            s.u1,
+        ),
+        "rate_limit_counters": None,
+        "budgets": ids(
+            "SELECT id FROM llmbase.budgets WHERE tenant_id = %s AND (user_id IS NULL OR user_id = %s)",
+            s.tenant,
+            s.u1,
+        ),
+        "budget_periods": None,
+        "budget_reservations": None,
+        "cache_entries": None,
+        # The audit log: a user reads the entries of their own actions.
+        "audit_log": ids(
+            "SELECT id FROM llmbase.audit_log WHERE tenant_id = %s AND actor_user_id = %s", s.tenant, s.u1
+        ),
     }
 
 

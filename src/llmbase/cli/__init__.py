@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from . import admin, archive, db, docs, migrate, report, seed, types, up
+from . import cache as cache_cli
+from . import limits as limits_cli
+from . import ops as ops_cli
 
 app = typer.Typer(
     name="llmbase",
@@ -22,6 +25,11 @@ admin.register(app)
 app.add_typer(report.app, name="report")
 app.add_typer(archive.app, name="archive")
 app.add_typer(docs.app, name="docs")
+app.command("stats")(ops_cli.stats)
+app.command("maintain")(ops_cli.maintain)
+app.add_typer(ops_cli.delete_app, name="delete")
+app.add_typer(limits_cli.app, name="limits")
+app.add_typer(cache_cli.app, name="cache")
 
 
 def main() -> None:

@@ -41,8 +41,23 @@ DataDirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def _cli_actor() -> str:
+    """The audit log's actor for commands: LLMBASE_ACTOR, else cli:<login name>."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def settings(database_url: str | None, data_dir: Path | None) -> Settings:
-    return Settings.from_env(database_url=database_url, data_dir=data_dir)
+    s = Settings.from_env(database_url=database_url, data_dir=data_dir)
+    if s.actor is None:
+        from dataclasses import replace
+
+        s = replace(s, actor=_cli_actor())
+    return s
 
 
 @contextmanager

@@ -216,3 +216,49 @@ def settings_set(
     with database(database_url, data_dir) as db:
         rec = _client(db, tenant).settings.put(clean_json(doc))
         console.print(f"settings of {tenant} now at version {rec.version}")
+
+
+@settings_app.command("import")
+def settings_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON config file: {tenant slug or id: settings, ...}, or one document with --tenant.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="The file is one settings document for this tenant.")
+    ] = None,
+    create_tenants: Annotated[
+        bool, typer.Option("--create-tenants", help="Create tenants the file names that do not exist.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; change nothing.")] = False,
+    backup: Annotated[
+        bool, typer.Option("--backup/--no-backup", help="Copy the file to <file>.backup first.")
+    ] = True,
+    json_out: JsonOpt = False,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Migrate a JSON config file into tenant settings (seed 003's migrate_config.py): validate
+    every entry first (nothing changes on any error), back the file up, write all tenants in
+    one transaction, then read them back and verify. Safe to run twice."""
+    from ..settings_import import import_settings
+
+    with database(database_url, data_dir) as db:
+        report = import_settings(
+            _client(db), file, tenant=tenant, create_tenants=create_tenants, dry_run=dry_run, backup=backup
+        )
+    if json_out:
+        print_json(report)
+        return
+    verb = "would change" if dry_run else "changed"
+    console.print(
+        f"{file}: {verb} {len(report.changed)}, unchanged {len(report.unchanged)},"
+        f" tenants created {len(report.created_tenants)}"
+        + ("" if dry_run else f", verified {report.verified}")
+    )
+    if report.backup:
+        console.print(f"backup: {report.backup}")

@@ -175,3 +175,57 @@ def requests(
 ) -> None:
     """Archive (or --drop) request-log partitions older than --older-than; --drop-bodies-after."""
     _run(older_than, drop, drop_bodies_after, dry_run, yes, batch_size, as_json, database_url, data_dir)
+
+
+@app.command("conversations")
+def conversations(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than", help="Archive conversations idle since this long (6months, 90d, a date)."
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Only this tenant (id or slug); default: all.")
+    ] = None,
+    undo: Annotated[
+        str | None,
+        typer.Option("--undo", help="Unarchive what one run archived (the run id it printed)."),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Conversations per transaction.")
+    ] = 1000,
+    as_json: JsonOpt = False,
+    database_url: DatabaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Soft-archive conversations with no activity since --older-than (reversible with --undo)."""
+    from .. import ops
+    from .ops import progress_bar
+
+    if (older_than is None) == (undo is None):
+        fail("give either --older-than or --undo RUN")
+    with database(database_url, data_dir) as db:
+        db.ensure_schema()
+        with progress_bar("unarchive" if undo else "archive", as_json or dry_run) as cb:
+            if undo is not None:
+                res = ops.unarchive_conversations(
+                    db, undo, tenant=tenant, dry_run=dry_run, batch_size=batch_size, progress=cb
+                )
+            else:
+                res = ops.archive_conversations(
+                    db, older_than, tenant=tenant, dry_run=dry_run, batch_size=batch_size, progress=cb
+                )
+    if as_json:
+        from dataclasses import asdict
+
+        print_json({**asdict(res), "by_tenant": {str(k): n for k, n in res.by_tenant.items()}})
+        return
+    verb = ("would " if dry_run else "") + ("unarchive" if undo else "archive")
+    if not dry_run:
+        verb += "d"
+    since = f" idle since {res.cutoff:%Y-%m-%d %H:%M} UTC" if res.cutoff else ""
+    console.print(f"{verb} {res.count:,} conversations{since} in {len(res.by_tenant)} tenants")
+    if res.count and not dry_run and not undo:
+        console.print(f"run id: {res.run.isoformat()}  (undo: llmbase archive conversations --undo RUN)")

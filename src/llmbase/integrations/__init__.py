@@ -65,6 +65,8 @@ def instrument(
     metadata: Mapping[str, Any] | None = None,
     provider: str | None = None,
     include_usage: bool = True,
+    cache: Any = None,
+    limits: bool | None = None,
 ) -> C:
     """Log every model call made through `sdk_client` and return it (the same object).
 
@@ -78,6 +80,14 @@ def instrument(
     - `provider`: the provider name for pricing (default: detected from the client).
     - `include_usage`: ask OpenAI streams for usage when the caller did not set
       `stream_options` (the extra usage chunk is hidden from the caller).
+    - `cache`: True (defaults) or a `llmbase.cache.CachePolicy` (or a dict of its options):
+      a hit returns the stored response as the SDK's own type without calling the provider
+      and is logged with cache_hit and the cost it saved; streams are replayed as streams.
+      See docs/cache.md.
+    - `limits`: check the scope's rate limits and budgets before each call (after a cache
+      miss) and settle after it. None (default) / True: whenever the scope has any (no
+      database round trip when it has none); False: never. `RateLimited` /
+      `BudgetExceeded` reach the caller and the provider is not called.
 
     Idempotent: instrumenting again updates these settings and wraps nothing twice.
     """
@@ -89,6 +99,16 @@ def instrument(
                 "llmbase.instrument() needs an llmbase client: call llmbase.connect() first, "
                 "or pass instrument(sdk_client, client)"
             )
+    from ..cache import CachePolicy
+
+    policy = CachePolicy.of(cache)
+    if policy is not None and policy.client is None and client is None:
+        raise ConfigurationError(
+            "instrument(cache=...) needs an llmbase client: pass instrument(sdk, client, cache=...) "
+            "or CachePolicy(client=...)"
+        )
+    if limits is not None and not isinstance(limits, bool):
+        raise ConfigurationError("instrument(limits=...) takes True, False or None")
     mod = _module(kind)
     options = Options(
         capture_bodies=capture_bodies,
@@ -96,6 +116,8 @@ def instrument(
         metadata=dict(metadata or {}),
         provider=provider,
         include_usage=include_usage,
+        cache=policy,
+        limits=limits,
     )
     existing = getattr(sdk_client, _ATTR, None)
     if isinstance(existing, Instrumentation):

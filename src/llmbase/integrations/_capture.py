@@ -79,7 +79,7 @@ def classify(exc: BaseException) -> dict[str, Any]:
     http = code if isinstance(code, int) and not isinstance(code, bool) else None
     if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit):
         status = "cancelled"
-    elif "RateLimitError" in names or http == 429:
+    elif "RateLimitError" in names or "RateLimited" in names or http == 429:
         status = "rate_limited"
     elif "APITimeoutError" in names or isinstance(exc, TimeoutError) or http == 408:
         status = "timeout"
@@ -103,6 +103,10 @@ class Options:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     provider: str | None = None
     include_usage: bool = True
+    #: a llmbase.cache.CachePolicy, or None (no caching)
+    cache: Any = None
+    #: check limits and budgets before each call (None/True: when defined; False: never)
+    limits: bool | None = None
 
 
 class Instrumentation:
@@ -143,7 +147,7 @@ class Call:
     """One model call being observed: started when the SDK method is called (or, for
     `messages.stream()`, when its context is entered) and emitted exactly once."""
 
-    __slots__ = ("_t0", "done", "fields", "hide_usage", "sink", "timer", "ttft_ms")
+    __slots__ = ("_t0", "control", "done", "fields", "hide_usage", "sink", "timer", "ttft_ms")
 
     def __init__(
         self,
@@ -155,6 +159,7 @@ class Call:
     ) -> None:
         self._t0 = time.perf_counter()
         self.done = False
+        self.control: Any = None  # the call's cache / limits Control (integrations/_control.py)
         self.hide_usage = False  # llmbase asked for a usage chunk the caller did not
         self.ttft_ms: float | None = None
         # Taken now, not when the call ends: a stream may be drained in another context.
@@ -228,6 +233,11 @@ class Call:
                 self.sink(**fields)
         except Exception:
             internal_failure("recording a call")
+        if self.control is not None:
+            try:
+                self.control.emitted(status, self.fields)
+            except Exception:
+                internal_failure("finishing a call")
 
 
 # -- wrapping SDK methods ------------------------------------------------------------------
@@ -246,10 +256,45 @@ class Endpoint(Protocol):
 ORIGINAL = "__llmbase_original__"
 
 
+def _is_async(original: Callable[..., Any], endpoint: Endpoint) -> bool:
+    """An async SDK method: a coroutine function, or one of an Async* resource behind the
+    SDKs' sync decorator (@required_args) that returns a coroutine. Endpoints that are
+    sync methods on async clients too (messages.stream) say so with `sync_call`."""
+    if inspect.iscoroutinefunction(original):
+        return True
+    if getattr(endpoint, "sync_call", False):
+        return False
+    return _async_owner(original)
+
+
+def _async_owner(original: Callable[..., Any]) -> bool:
+    return type(getattr(original, "__self__", None)).__name__.startswith("Async")
+
+
+def _control(
+    inst: Instrumentation,
+    endpoint: Endpoint,
+    call: Call,
+    kwargs: dict[str, Any],
+    original: Any,
+    is_async: bool,
+) -> Any:
+    if inst.options.cache is None and inst.options.limits is False:
+        return None
+    try:
+        from ._control import control_for
+
+        return control_for(inst, endpoint, call, kwargs, original, is_async)
+    except Exception:
+        internal_failure("preparing cache and limits")
+        return None
+
+
 def wrap(original: Callable[..., Any], inst: Instrumentation, endpoint: Endpoint) -> Callable[..., Any]:
     """A wrapper with the original's signature and behaviour that observes each call."""
-    if inspect.iscoroutinefunction(original):
+    if _is_async(original, endpoint):
         return _wrap_async(original, inst, endpoint)
+    deferred = getattr(endpoint, "deferred", False)  # the request starts later (__enter__)
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -258,6 +303,12 @@ def wrap(original: Callable[..., Any], inst: Instrumentation, endpoint: Endpoint
         except Exception:
             internal_failure("starting a call")
             return original(*args, **kwargs)
+        ctl = _control(inst, endpoint, call, kwargs, original, deferred and _async_owner(original))
+        if ctl is not None and not deferred:
+            hit = ctl.lookup()
+            if hit is not None:
+                return hit
+            ctl.admit()  # RateLimited / BudgetExceeded reach the caller
         try:
             result = original(*args, **send)
         except BaseException as exc:
@@ -266,6 +317,8 @@ def wrap(original: Callable[..., Any], inst: Instrumentation, endpoint: Endpoint
         if inspect.iscoroutine(result):
             # An async method behind a sync decorator (the SDKs' @required_args).
             return _finish_async(result, call, endpoint)
+        if ctl is not None:
+            ctl.result = result
         try:
             return endpoint.end(call, result)
         except Exception:
@@ -329,16 +382,29 @@ def _wrap_async(
         except Exception:
             internal_failure("starting a call")
             return await original(*args, **kwargs)
+        ctl = _control(inst, endpoint, call, kwargs, original, True)
+        if ctl is not None:
+            hit = await ctl.alookup()
+            if hit is not None:
+                return hit
+            await ctl.aadmit()  # RateLimited / BudgetExceeded reach the caller
         try:
             result = await original(*args, **send)
         except BaseException as exc:
             call.fail(exc)
+            if ctl is not None:
+                await ctl.afinish()
             raise
+        if ctl is not None:
+            ctl.result = result
         try:
-            return endpoint.end(call, result)
+            out = endpoint.end(call, result)
         except Exception:
             internal_failure("reading a result")
             return result
+        if ctl is not None and call.done:
+            await ctl.afinish()
+        return out
 
     setattr(wrapper, ORIGINAL, original)
     return wrapper
@@ -380,6 +446,9 @@ class StreamObserver:
 
     def see(self, item: Any) -> bool:
         try:
+            ctl = self.call.control
+            if ctl is not None:
+                ctl.see(item)
             return self.on_item(item)
         except Exception:
             internal_failure("observing a stream item")
@@ -402,6 +471,12 @@ def _observe(stream: Any, obs: StreamObserver) -> Iterator[Any]:
     obs.end()
 
 
+async def _afinish(obs: StreamObserver) -> None:
+    ctl = obs.call.control
+    if ctl is not None:
+        await ctl.afinish()
+
+
 async def _aobserve(stream: Any, obs: StreamObserver) -> AsyncIterator[Any]:
     obs.started = True
     try:
@@ -410,9 +485,12 @@ async def _aobserve(stream: Any, obs: StreamObserver) -> AsyncIterator[Any]:
                 yield item
     except BaseException as exc:
         obs.end(exc)
+        if not isinstance(exc, GeneratorExit):
+            await _afinish(obs)
         raise
     obs.complete = True
     obs.end()
+    await _afinish(obs)
 
 
 class _ProxyBase:
@@ -501,9 +579,11 @@ class AsyncStreamProxy(_ProxyBase):
             await self._llmbase_stream.__aexit__(et, ev, tb)
         finally:
             self._llmbase_obs.end()
+            await _afinish(self._llmbase_obs)
 
     async def close(self) -> None:
         try:
             await self._llmbase_stream.close()
         finally:
             self._llmbase_obs.end()
+            await _afinish(self._llmbase_obs)

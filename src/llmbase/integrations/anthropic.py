@@ -10,11 +10,13 @@ cache-write rate by llmbase.pricing).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anthropic
+from anthropic.lib.streaming import AsyncMessageStream, MessageStream
 
 from ._capture import (
     AsyncStreamProxy,
@@ -26,6 +28,10 @@ from ._capture import (
     install_endpoints,
     internal_failure,
 )
+from ._replay import build, stream
+
+if TYPE_CHECKING:
+    from ..cache import CacheEntry
 
 __all__ = ["detect_provider", "install", "usage_fields"]
 
@@ -135,7 +141,24 @@ class _RawStream(StreamObserver):
         return fields
 
 
-class _Messages:
+class _Replay:
+    """Cached messages and event streams as the SDK's own types (see _replay.py)."""
+
+    cache_type = "chat"
+
+    def replay(self, sdk: Any, entry: CacheEntry, kwargs: Mapping[str, Any], is_async: bool) -> Any:
+        if not entry.stream:
+            return build(sdk, anthropic.types.Message, entry.response, "/v1/messages")
+        cls = anthropic.AsyncStream if is_async else anthropic.Stream
+        return stream(
+            sdk, cls, anthropic.types.RawMessageStreamEvent, entry.response, done=False, path="/v1/messages"
+        )
+
+    def event_name(self, item: Any) -> str | None:
+        return getattr(item, "type", None)
+
+
+class _Messages(_Replay):
     """messages.create (stream or not)."""
 
     def begin(self, inst: Instrumentation, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
@@ -225,13 +248,22 @@ class _AsyncMessageStreamProxy(AsyncStreamProxy):
         return text
 
 
+def _drop_pending(manager: Any) -> None:
+    """The async helper made its request coroutine up front; a hit never awaits it."""
+    for value in list(vars(manager).values()):
+        if inspect.iscoroutine(value):
+            value.close()
+
+
 class _ManagerProxy:
     """What messages.stream() returns: the request starts when the block is entered."""
 
-    def __init__(self, manager: Any, call: Call) -> None:
+    def __init__(self, manager: Any, call: Call, output_format: Any = anthropic.NOT_GIVEN) -> None:
         self._manager = manager
         self._call = call
         self._proxy: Any = None
+        self._hit: Any = None  # a MessageStream over a cached stream
+        self._output_format = output_format
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["_manager"], name)
@@ -241,6 +273,13 @@ class _ManagerProxy:
             self._call.restart()
         except Exception:
             internal_failure("timing messages.stream()")
+        ctl = self._call.control
+        if ctl is not None:
+            raw = ctl.lookup()
+            if raw is not None:
+                self._hit = MessageStream(raw, output_format=self._output_format)
+                return self._hit
+            ctl.admit()  # RateLimited / BudgetExceeded reach the caller
         try:
             stream = self._manager.__enter__()
         except BaseException as exc:
@@ -256,6 +295,9 @@ class _ManagerProxy:
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._hit is not None:
+            self._hit.close()
+            return
         try:
             self._manager.__exit__(et, ev, tb)
         finally:
@@ -267,6 +309,14 @@ class _ManagerProxy:
             self._call.restart()
         except Exception:
             internal_failure("timing messages.stream()")
+        ctl = self._call.control
+        if ctl is not None:
+            raw = await ctl.alookup()
+            if raw is not None:
+                _drop_pending(self._manager)
+                self._hit = AsyncMessageStream(raw, output_format=self._output_format)
+                return self._hit
+            await ctl.aadmit()  # RateLimited / BudgetExceeded reach the caller
         try:
             stream = await self._manager.__aenter__()
         except BaseException as exc:
@@ -282,21 +332,46 @@ class _ManagerProxy:
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._hit is not None:
+            await self._hit.close()
+            return
         try:
             await self._manager.__aexit__(et, ev, tb)
         finally:
             if self._proxy is not None:
                 self._proxy._llmbase_obs.end()  # the caller's own error is not the call's
+                ctl = self._call.control
+                if ctl is not None:
+                    await ctl.afinish()
 
 
-class _StreamHelper:
+class _StreamHelper(_Replay):
     """messages.stream(...): a sync method returning a (sync or async) context manager."""
+
+    sync_call = True  # a sync method on async clients too
+    #: the helper's events that are raw stream events (stored; its conveniences are not)
+    _RAW = frozenset(
+        {
+            "message_start",
+            "message_delta",
+            "message_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+        }
+    )
+
+    def keep(self, item: Any) -> bool:
+        return getattr(item, "type", None) in self._RAW
+
+    deferred = True  # the request (and the cache lookup) starts in __enter__
 
     def begin(self, inst: Instrumentation, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
         return inst.start("chat", kwargs.get("model"), kwargs, stream=True), kwargs
 
     def end(self, call: Call, result: Any) -> Any:
-        return _ManagerProxy(result, call)
+        request = call.control.kwargs if call.control is not None else {}
+        return _ManagerProxy(result, call, request.get("output_format", anthropic.NOT_GIVEN))
 
 
 def detect_provider(sdk_client: Any) -> str:

@@ -19,7 +19,7 @@ import io
 import os
 import wave
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 
@@ -33,6 +33,10 @@ from ._capture import (
     given,
     install_endpoints,
 )
+from ._replay import build, stream
+
+if TYPE_CHECKING:
+    from ..cache import CacheEntry
 
 __all__ = ["ENDPOINTS", "detect_provider", "install", "usage_fields"]
 
@@ -97,6 +101,38 @@ def _proxy(result: Any, observer: StreamObserver) -> Any:
     if isinstance(result, openai.AsyncStream):
         return AsyncStreamProxy(result, observer)
     return StreamProxy(result, observer)
+
+
+# -- replaying cached responses ------------------------------------------------------------
+def _wants_usage(kwargs: Mapping[str, Any]) -> bool:
+    opts = kwargs.get("stream_options")
+    return given(opts) and isinstance(opts, Mapping) and bool(opts.get("include_usage"))
+
+
+def _usage_only(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("choices") == [] and data.get("usage") is not None
+
+
+class _Replay:
+    """Cached bodies and streams as the SDK's own types (see _replay.py)."""
+
+    cache_type: str | None = None
+    path = "/"
+    body_type: Any = None
+    item_type: Any = None
+    named_events = False  # the stream's SSE events carry `event:` names (responses)
+
+    def replay(self, sdk: Any, entry: CacheEntry, kwargs: Mapping[str, Any], is_async: bool) -> Any:
+        if not entry.stream:
+            return build(sdk, self.body_type, entry.response, self.path)
+        events = entry.response
+        if self.cache_type in ("chat", "completion") and not _wants_usage(kwargs):
+            events = [e for e in events if not _usage_only(e[1])]  # llmbase asked for it, not the caller
+        cls = openai.AsyncStream if is_async else openai.Stream
+        return stream(sdk, cls, self.item_type, events, done=not self.named_events, path=self.path)
+
+    def event_name(self, item: Any) -> str | None:
+        return getattr(item, "type", None) if self.named_events else None
 
 
 # -- chat completions (and legacy completions) ----------------------------------------------
@@ -169,12 +205,21 @@ class _ChatStream(StreamObserver):
         return out
 
 
-class _Chat:
+class _Chat(_Replay):
     """chat.completions.create / .parse, completions.create."""
 
-    def __init__(self, request_type: str = "chat", streaming: bool = True) -> None:
+    def __init__(self, request_type: str = "chat", streaming: bool = True, cacheable: bool = True) -> None:
         self.request_type = request_type
         self.streaming = streaming
+        if cacheable:  # not .parse: its parsed output depends on the caller's classes
+            self.cache_type = request_type
+        if request_type == "chat":
+            self.path = "/chat/completions"
+            self.body_type = openai.types.chat.ChatCompletion
+            self.item_type = openai.types.chat.ChatCompletionChunk
+        else:
+            self.path = "/completions"
+            self.body_type = self.item_type = openai.types.Completion
 
     def begin(self, inst: Instrumentation, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
         stream = self.streaming and kwargs.get("stream") is True
@@ -239,10 +284,17 @@ class _ResponsesStream(StreamObserver):
         super().end(exc)
 
 
-class _Responses:
+class _Responses(_Replay):
     """responses.create / .parse (and .stream, which calls create)."""
 
     request_type = "chat"
+    path = "/responses"
+    named_events = True
+
+    def __init__(self, cacheable: bool = True) -> None:
+        self.cache_type = "chat" if cacheable else None
+        self.body_type = openai.types.responses.Response
+        self.item_type = openai.types.responses.ResponseStreamEvent
 
     def begin(self, inst: Instrumentation, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
         call = inst.start("chat", kwargs.get("model"), kwargs, stream=kwargs.get("stream") is True)
@@ -269,7 +321,11 @@ class _Responses:
 
 
 # -- embeddings -----------------------------------------------------------------------------
-class _Embeddings:
+class _Embeddings(_Replay):
+    cache_type = "embedding"
+    path = "/embeddings"
+    body_type = openai.types.CreateEmbeddingResponse
+
     def begin(self, inst: Instrumentation, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
         return inst.start("embedding", kwargs.get("model"), kwargs, stream=False), kwargs
 
@@ -399,10 +455,10 @@ class _Transcriptions:
 #: (resource path, method, endpoint) for every method llmbase observes
 ENDPOINTS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
     (("chat", "completions"), "create", _Chat()),
-    (("chat", "completions"), "parse", _Chat(streaming=False)),
+    (("chat", "completions"), "parse", _Chat(streaming=False, cacheable=False)),
     (("completions",), "create", _Chat("completion")),
     (("responses",), "create", _Responses()),
-    (("responses",), "parse", _Responses()),
+    (("responses",), "parse", _Responses(cacheable=False)),
     (("embeddings",), "create", _Embeddings()),
     (("audio", "transcriptions"), "create", _Transcriptions()),
 )

@@ -130,12 +130,3 @@ def update(
         not_found=NotFound("tenant", tid),
     )
     return row  # type: ignore[no-any-return]
-
-
-def delete(ctx: Ctx, tenant_id: UUID | str) -> Plan[None]:
-    """Delete a tenant and, by cascade, every row it owns (admin scope)."""
-    tid = parse_id(tenant_id, field="tenant_id")
-    n = yield Query("DELETE FROM llmbase.tenants WHERE id = %s", (tid,), fetch="rowcount")
-    if n == 0:
-        raise NotFound("tenant", tid)
-    return None

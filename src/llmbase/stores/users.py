@@ -231,15 +231,6 @@ def update(
     return row  # type: ignore[no-any-return]
 
 
-def delete(ctx: Ctx, user_id: UUID | str) -> Plan[None]:
-    """Delete a user and everything they own in this tenant (conversations, feedback, keys)."""
-    uid = parse_id(user_id, field="user_id")
-    n = yield Query("DELETE FROM llmbase.users WHERE id = %s", (uid,), fetch="rowcount")
-    if n == 0:
-        raise NotFound("user", uid)
-    return None
-
-
 def profile(ctx: Ctx, user_id: UUID | str | None = None) -> Plan[Profile]:
     uid = parse_id(user_id, field="user_id") if user_id else ctx.scope.require_user()
     row = yield Query(
