@@ -261,3 +261,12 @@ async def test_async_audit(aclient: llmbase.AsyncLLMBase) -> None:
     page = await aclient.audit.list()
     assert [e.action for e in page][:2] == ["job.run", "user.create"]
     assert page.items[0].id == ident
+
+
+def test_as_actor_names_who_acts(client: llmbase.LLMBase) -> None:
+    key_client = client.as_actor("api_key:123")
+    key_client.users.create("via-key")
+    key_client.user("via-key").audit.record("report.export", "report", "r")
+    (entry,) = client.audit.list(action="user.create")
+    assert entry.actor == "api_key:123"
+    assert [e.actor for e in client.audit.list(action="report.export")] == ["api_key:123"]

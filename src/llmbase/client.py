@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from .config import Settings
-from .db import ADMIN, DEFAULT_TENANT, Database, Scope
+from .db import DEFAULT_TENANT, Database, Scope
 from .errors import NotFound, PermissionDenied
 from .stores import conversations, feedback, keys, prices, settings, tenants, users
 from .stores._bind import AsyncStore, Store, aop, op
@@ -51,15 +51,17 @@ class _Core:
         *,
         admin: bool = False,
         root: bool = False,
+        actor: str | None = None,
     ) -> None:
         self.db = db
         self.tenant_ref = tenant
         self.user_ref = user
         self.is_admin = admin
         self.root = root
-        self._scope: Scope | None = ADMIN if admin else None
+        self.actor = actor
+        self._scope: Scope | None = Scope(admin=True, actor=actor) if admin else None
         if not admin and isinstance(tenant, UUID) and (user is None or isinstance(user, UUID)):
-            self._scope = Scope(tenant, user)
+            self._scope = Scope(tenant, user, actor=actor)
         self._lock = threading.Lock()
 
     @property
@@ -67,7 +69,15 @@ class _Core:
         return self.db.settings
 
     def scoped(self, tenant: UUID | str | None, user: UUID | str | None, *, admin: bool = False) -> _Core:
-        return _Core(self.db, tenant, user, admin=admin)
+        return _Core(self.db, tenant, user, admin=admin, actor=self.actor)
+
+    def with_actor(self, actor: str | None) -> _Core:
+        core = _Core(
+            self.db, self.tenant_ref, self.user_ref, admin=self.is_admin, root=self.root, actor=actor
+        )
+        if self._scope is not None:  # already resolved: keep the ids, name the actor
+            core._scope = Scope(self._scope.tenant_id, self._scope.user_id, self._scope.admin, actor=actor)
+        return core
 
     def operator(self) -> _Core:
         """The operator scope, for the root client only: a client scoped to one tenant (or
@@ -101,14 +111,14 @@ class _Core:
                     uid = (
                         run(self.db, Scope(tid), self._user_plan(tid)) if self.user_ref is not None else None
                     )
-                    self._scope = Scope(tid, uid)
+                    self._scope = Scope(tid, uid, actor=self.actor)
         return self._scope
 
     async def ascope(self) -> Scope:
         if self._scope is None:
             tid = await arun(self.db, Scope(), self._tenant_plan())
             uid = await arun(self.db, Scope(tid), self._user_plan(tid)) if self.user_ref is not None else None
-            self._scope = Scope(tid, uid)
+            self._scope = Scope(tid, uid, actor=self.actor)
         return self._scope
 
     # -- execution ---------------------------------------------------------------------
@@ -333,6 +343,10 @@ class LLMBase(_ClientBase):
         """Operator scope across tenants (needs the schema owner's connection)."""
         return LLMBase(self._core.scoped(None, None, admin=True))
 
+    def as_actor(self, actor: str) -> LLMBase:
+        """The same client, named `actor` in the audit log (an API key, a service, a person)."""
+        return LLMBase(self._core.with_actor(actor))
+
     def scope(self) -> Scope:
         """The resolved tenant and user ids this client acts for."""
         return self._core.scope()
@@ -467,6 +481,9 @@ class AsyncLLMBase(_ClientBase):
 
     def admin(self) -> AsyncLLMBase:
         return AsyncLLMBase(self._core.scoped(None, None, admin=True))
+
+    def as_actor(self, actor: str) -> AsyncLLMBase:
+        return AsyncLLMBase(self._core.with_actor(actor))
 
     async def scope(self) -> Scope:
         return await self._core.ascope()

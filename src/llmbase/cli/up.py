@@ -5,12 +5,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .. import migrate as m
-from ._common import DatabaseUrlOpt, DataDirOpt, console, database, redact_url
+from ..db import Database
+from ._common import DatabaseUrlOpt, DataDirOpt, console, database, fail, redact_url
 
 
 def up(
@@ -20,6 +21,20 @@ def up(
     once: Annotated[
         bool, typer.Option("--once", help="Prepare, print the status and exit instead of waiting.")
     ] = False,
+    host: Annotated[str, typer.Option("--host", help="Interface the HTTP API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the HTTP API and dashboard.")] = 8000,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the HTTP API and dashboard.")
+    ] = True,
+    local_admin: Annotated[
+        bool | None,
+        typer.Option(
+            "--local-admin/--no-local-admin",
+            help="Requests from this machine without an API key act as the operator "
+            "(default: on when --host is a loopback address).",
+            show_default=False,
+        ),
+    ] = None,
     database_url: DatabaseUrlOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -58,10 +73,44 @@ def up(
         )
         if once:
             return
+        server = None
+        if serve:
+            server = _start_server(db, host, port, local_admin)
+            console.print(f"api      http://{host}:{port}/v1  (OpenAPI: /v1/openapi.json, docs: /docs)")
+            console.print(f"dashboard http://{host}:{port}/")
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         console.print("Press Ctrl-C to stop.")
         while not stop.wait(1.0):
-            pass
+            if server is not None and not server.started and server.should_exit:
+                break
         console.print("stopping")
+        if server is not None:
+            server.should_exit = True
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _start_server(db: Database, host: str, port: int, local_admin: bool | None) -> Any:
+    """uvicorn serving the HTTP API in a thread of this process (the database stays ours)."""
+    import uvicorn
+
+    from ..client import LLMBase
+    from ..client import _Core as Core
+    from ..db import DEFAULT_TENANT
+    from ..server import create_app
+
+    client = LLMBase(Core(db, DEFAULT_TENANT, None, root=True))
+    app = create_app(client, local_admin=host in _LOOPBACK if local_admin is None else local_admin)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="llmbase-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        fail(f"the HTTP API could not listen on {host}:{port}")
+    return server

@@ -1,0 +1,5 @@
+"""`python -m llmbase.cli`: the same as the `llmbase` command."""
+
+from . import main
+
+main()
