@@ -167,6 +167,34 @@ def test_delete_removes_limit_and_counters(acme: llmbase.LLMBase, db_url: str) -
         acme.limits.get(lim.id)
 
 
+def test_deleting_a_user_or_tenant_removes_their_counters(
+    client: llmbase.LLMBase, acme: llmbase.LLMBase, db_url: str
+) -> None:
+    # counters have no foreign key (it would lock the limit's row on every new window):
+    # a trigger deletes them with their limit, also when the limit goes by cascade
+    alice = acme.users.create("alice")
+    own = acme.limits.set(5, user=alice.id)
+    acme.limits.set(5, per_user=True)
+    acme.user(alice.id).limits.consume()
+    assert own.id in {c[0] for c in counters(db_url)}
+    acme.users.delete(alice.id)
+    assert own.id not in {c[0] for c in counters(db_url)}
+    acme.user("bob").limits.consume()
+    client.admin().tenants.delete(acme.scope().require_tenant())
+    assert counters(db_url) == []
+
+
+def test_lost_prepared_statements_are_prepared_again(acme: llmbase.LLMBase) -> None:
+    # the hot path prepares its statements once per connection; a DEALLOCATE ALL (or
+    # DISCARD ALL) on a pooled connection must not break it
+    acme.limits.set(3)
+    assert acme.limits.consume().allowed
+    with acme._core.db.pool().connection() as conn:
+        conn.execute("DEALLOCATE ALL")
+    assert acme.limits.consume().remaining == 1
+    assert acme.limits.check().remaining == 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

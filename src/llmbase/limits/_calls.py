@@ -22,16 +22,16 @@ __all__ = [
 _CONSUME = (
     "SELECT limit_id, subject, per_user, metric, period, limit_value, subject_key, window_start,"
     " reset_at, used, allowed, greatest(extract(epoch FROM reset_at - clock_timestamp()), 0)::float8"
-    " FROM llmbase.consume_limits(%s, %s, %s, %s, %s)"
+    " FROM llmbase.consume_limits($1, $2, $3, $4, $5)"
 )
 _RESERVE = (
     "SELECT budget_id, user_id, per_user, mode, cap_usd, spent_usd, reserved_usd, amount_usd,"
     " allowed, over_cap, unpriced, reset_at,"
     " greatest(extract(epoch FROM reset_at - clock_timestamp()), 0)::float8"
-    " FROM llmbase.reserve_budget(%s, %s, %s, %s, %s)"
+    " FROM llmbase.reserve_budget($1, $2, $3, $4, $5)"
 )
-_SETTLE = "SELECT llmbase.settle_budget(%s, %s, %s)"
-_ADJUST = "SELECT llmbase.adjust_limit_usage(%s::uuid[], %s::uuid[], %s::timestamptz[], %s)"
+_SETTLE = "SELECT llmbase.settle_budget($1, $2, $3)"
+_ADJUST = "SELECT llmbase.adjust_limit_usage($1::uuid[], $2::uuid[], $3::timestamptz[], $4)"
 
 
 def consume(

@@ -315,33 +315,35 @@ CREATE FUNCTION llmbase.consume_limits(p_requests bigint, p_tokens bigint, p_api
 DECLARE
     t uuid := llmbase.current_tenant_id();
     u uuid := llmbase.current_user_id();
-    zero constant uuid := '00000000-0000-0000-0000-000000000000';
     r record;
     n bigint;
-    k uuid;
-    ws timestamptz;
-    got bigint;
     refused boolean := false;
-    counted uuid[] := '{}';
-    keys uuid[] := '{}';
-    starts timestamptz[] := '{}';
-    amounts bigint[] := '{}';
-    i int;
+    counted uuid[];
+    keys uuid[];
+    starts timestamptz[];
+    amounts bigint[];
 BEGIN
-    IF t IS NULL THEN
-        RAISE EXCEPTION 'no tenant in this transaction' USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF p_requests IS NULL OR p_requests < 0 OR p_tokens IS NULL OR p_tokens < 0 THEN
-        RAISE EXCEPTION 'amounts must be >= 0' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF p_user IS NOT NULL AND u IS DISTINCT FROM p_user THEN
-        IF NOT llmbase.tenant_wide() THEN
+    IF t IS NULL OR p_requests IS NULL OR p_requests < 0 OR p_tokens IS NULL OR p_tokens < 0
+       OR (p_user IS NOT NULL AND u IS DISTINCT FROM p_user) THEN
+        IF t IS NULL THEN
+            RAISE EXCEPTION 'no tenant in this transaction' USING ERRCODE = 'insufficient_privilege';
+        ELSIF p_requests IS NULL OR p_requests < 0 OR p_tokens IS NULL OR p_tokens < 0 THEN
+            RAISE EXCEPTION 'amounts must be >= 0' USING ERRCODE = 'invalid_parameter_value';
+        ELSIF NOT llmbase.tenant_wide() THEN
             RAISE EXCEPTION 'a user scope may only consume for itself' USING ERRCODE = 'insufficient_privilege';
         END IF;
         u := p_user;
     END IF;
     FOR r IN
-        SELECT l.id, l.subject, l.per_user, l.metric, l.period, l.limit_value
+        SELECT l.id, l.subject, l.per_user, l.metric, l.period, l.limit_value,
+               CASE WHEN l.subject = 'user' OR l.per_user
+                    THEN coalesce(u, '00000000-0000-0000-0000-000000000000'::uuid)
+                    ELSE '00000000-0000-0000-0000-000000000000'::uuid END AS k,
+               date_trunc(l.period, now(), 'UTC') AS ws,
+               date_add(date_trunc(l.period, now(), 'UTC'),
+                        CASE l.period WHEN 'minute' THEN interval '1 minute'
+                                      WHEN 'hour' THEN interval '1 hour' ELSE interval '1 day' END,
+                        'UTC') AS we
           FROM llmbase.rate_limits l
          WHERE l.tenant_id = t
            AND (l.subject = 'tenant'
@@ -350,51 +352,43 @@ BEGIN
          ORDER BY l.id
     LOOP
         n := CASE r.metric WHEN 'requests' THEN p_requests ELSE p_tokens END;
-        k := CASE WHEN r.subject = 'user' OR r.per_user THEN coalesce(u, zero) ELSE zero END;
-        ws := date_trunc(r.period, now(), 'UTC');
-        got := NULL;
-        IF NOT refused AND NOT p_dry_run AND n > 0 THEN
+        used := NULL;
+        IF n > 0 AND NOT refused AND NOT p_dry_run THEN
             INSERT INTO llmbase.rate_limit_counters AS c
                    (tenant_id, limit_id, subject_key, window_start, window_end, used)
-            SELECT t, r.id, k, ws, ws + llmbase.limit_period_interval(r.period), n
+            SELECT t, r.id, r.k, r.ws, r.we, n
              WHERE n <= r.limit_value
             ON CONFLICT ON CONSTRAINT rate_limit_counters_pkey
             DO UPDATE SET used = c.used + EXCLUDED.used
                     WHERE c.used + EXCLUDED.used <= r.limit_value
-            RETURNING c.used INTO got;
-            IF got IS NOT NULL THEN
-                got := got - n;  -- report the use before this call
-                counted := counted || r.id;
-                keys := keys || k;
-                starts := starts || ws;
-                amounts := amounts || n;
-            END IF;
+            RETURNING c.used - n INTO used;  -- the use before this call; NULL: refused
         END IF;
-        IF got IS NULL THEN
-            SELECT c.used INTO got FROM llmbase.rate_limit_counters c
-             WHERE c.tenant_id = t AND c.limit_id = r.id AND c.subject_key = k AND c.window_start = ws;
-            got := coalesce(got, 0);
-            IF (n > 0 AND got + n > r.limit_value) OR (n = 0 AND got >= r.limit_value) THEN
-                refused := true;
-                allowed := false;
-            ELSE
-                allowed := true;
-            END IF;
-        ELSE
+        IF used IS NOT NULL THEN
             allowed := true;
+            counted := counted || r.id;
+            keys := keys || r.k;
+            starts := starts || r.ws;
+            amounts := amounts || n;
+        ELSE
+            -- Refused (the row is locked by the upsert above, so this reads its latest
+            -- value), or a dry run, or nothing to count: compare the use with the limit.
+            SELECT coalesce(max(c.used), 0) INTO used FROM llmbase.rate_limit_counters c
+             WHERE c.tenant_id = t AND c.limit_id = r.id AND c.subject_key = r.k
+               AND c.window_start = r.ws;
+            allowed := CASE WHEN n > 0 THEN used + n <= r.limit_value ELSE used < r.limit_value END;
+            refused := refused OR NOT allowed;
         END IF;
         limit_id := r.id; subject := r.subject; per_user := r.per_user; metric := r.metric;
-        period := r.period; limit_value := r.limit_value; used := got;
-        subject_key := k; window_start := ws; reset_at := ws + llmbase.limit_period_interval(r.period);
+        period := r.period; limit_value := r.limit_value; subject_key := r.k;
+        window_start := r.ws; reset_at := r.we;
         RETURN NEXT;
     END LOOP;
-    IF refused AND cardinality(counted) > 0 THEN
+    IF refused AND counted IS NOT NULL THEN
         -- Take back what this call counted (rows this transaction holds locked).
-        FOR i IN 1 .. cardinality(counted) LOOP
-            UPDATE llmbase.rate_limit_counters c SET used = c.used - amounts[i]
-             WHERE c.tenant_id = t AND c.limit_id = counted[i] AND c.subject_key = keys[i]
-               AND c.window_start = starts[i];
-        END LOOP;
+        UPDATE llmbase.rate_limit_counters c SET used = c.used - x.n
+          FROM unnest(counted, keys, starts, amounts) AS x(id, k, ws, n)
+         WHERE c.tenant_id = t AND c.limit_id = x.id AND c.subject_key = x.k
+           AND c.window_start = x.ws;
     END IF;
 END
 $$;
@@ -832,14 +826,6 @@ EXCEPTION WHEN others THEN
 END
 $$;
 
-CREATE FUNCTION llmbase.limit_period_interval(p_period text) RETURNS interval
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO 'pg_catalog'
-    AS $$
-    SELECT CASE p_period WHEN 'minute' THEN interval '1 minute' WHEN 'hour' THEN interval '1 hour'
-                         WHEN 'day' THEN interval '1 day' END
-$$;
-
 CREATE FUNCTION llmbase.limits_maintenance(OUT counters_deleted bigint, OUT reservations_released bigint, OUT reservations_deleted bigint) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog'
@@ -978,6 +964,19 @@ BEGIN
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION llmbase.rate_limits_drop_counters() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog'
+    SET "llmbase.admin" TO 'on'
+    AS $$
+BEGIN
+    DELETE FROM llmbase.rate_limit_counters c
+     USING gone g
+     WHERE c.tenant_id = g.tenant_id AND c.limit_id = g.id;
+    RETURN NULL;
 END
 $$;
 
@@ -2429,6 +2428,8 @@ CREATE TRIGGER messages_number BEFORE INSERT ON llmbase.messages FOR EACH ROW EX
 
 CREATE TRIGGER model_prices_touch BEFORE UPDATE ON llmbase.model_prices FOR EACH ROW EXECUTE FUNCTION llmbase.touch_updated_at();
 
+CREATE TRIGGER rate_limits_drop_counters AFTER DELETE ON llmbase.rate_limits REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION llmbase.rate_limits_drop_counters();
+
 CREATE TRIGGER rate_limits_touch BEFORE UPDATE ON llmbase.rate_limits FOR EACH ROW EXECUTE FUNCTION llmbase.touch_updated_at();
 
 CREATE TRIGGER rollup_delete AFTER DELETE ON llmbase.run_iterations REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION llmbase.run_iterations_rollup();
@@ -2505,9 +2506,6 @@ ALTER TABLE ONLY llmbase.messages
 
 ALTER TABLE ONLY llmbase.model_prices
     ADD CONSTRAINT model_prices_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES llmbase.tenants(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY llmbase.rate_limit_counters
-    ADD CONSTRAINT rate_limit_counters_tenant_id_limit_id_fkey FOREIGN KEY (tenant_id, limit_id) REFERENCES llmbase.rate_limits(tenant_id, id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY llmbase.rate_limits
     ADD CONSTRAINT rate_limits_tenant_id_api_key_id_fkey FOREIGN KEY (tenant_id, api_key_id) REFERENCES llmbase.api_keys(tenant_id, id) ON DELETE CASCADE;
@@ -2851,6 +2849,8 @@ REVOKE ALL ON FUNCTION llmbase.erase_audit_tenant(p_tenant uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION llmbase.erase_audit_user(p_tenant uuid, p_user uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION llmbase.limits_maintenance(OUT counters_deleted bigint, OUT reservations_released bigint, OUT reservations_deleted bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION llmbase.rate_limits_drop_counters() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION llmbase.reserve_budget(p_id uuid, p_estimate numeric, p_ttl_seconds integer, p_user uuid, p_dry_run boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION llmbase.reserve_budget(p_id uuid, p_estimate numeric, p_ttl_seconds integer, p_user uuid, p_dry_run boolean) TO llmbase_app;

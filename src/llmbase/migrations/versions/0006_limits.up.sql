@@ -63,12 +63,34 @@ CREATE UNLOGGED TABLE llmbase.rate_limit_counters (
     window_start timestamptz NOT NULL,
     window_end   timestamptz NOT NULL,
     used         bigint NOT NULL CHECK (used >= 0),
-    PRIMARY KEY (tenant_id, limit_id, subject_key, window_start),
-    FOREIGN KEY (tenant_id, limit_id) REFERENCES llmbase.rate_limits (tenant_id, id) ON DELETE CASCADE
+    PRIMARY KEY (tenant_id, limit_id, subject_key, window_start)
+    -- No foreign key to rate_limits: its check would lock the limit's row (FOR KEY SHARE)
+    -- in every call that opens a window, a hot row shared by all of a tenant's users. The
+    -- counters of a deleted limit are deleted by the trigger rate_limits_drop_counters.
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE llmbase.rate_limit_counters IS
     'Usage of each rate limit per subject and fixed window (unlogged: emptied by a crash; cleaned by llmbase.limits_maintenance()).';
 CREATE INDEX rate_limit_counters_end ON llmbase.rate_limit_counters (window_end);
+
+-- A deleted limit (directly, or with its tenant, user or API key) takes its counters along.
+-- A consume racing with the delete may leave a row of the limit's current window behind:
+-- nothing reads it (counters are reached through their limit) and maintenance deletes it
+-- when the window ends.
+CREATE FUNCTION llmbase.rate_limits_drop_counters() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+SET llmbase.admin = 'on'
+AS $$
+BEGIN
+    DELETE FROM llmbase.rate_limit_counters c
+     USING gone g
+     WHERE c.tenant_id = g.tenant_id AND c.limit_id = g.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER rate_limits_drop_counters AFTER DELETE ON llmbase.rate_limits
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION llmbase.rate_limits_drop_counters();
 
 CREATE TABLE llmbase.budgets (
     tenant_id         uuid NOT NULL DEFAULT llmbase.current_tenant_id()
@@ -129,22 +151,17 @@ CREATE INDEX budget_reservations_period ON llmbase.budget_reservations
     (tenant_id, budget_id, subject_key, period_start);
 
 -- ---------------------------------------------------------------------------------------
--- The length of a window.
-CREATE FUNCTION llmbase.limit_period_interval(p_period text) RETURNS interval
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
-AS $$
-    SELECT CASE p_period WHEN 'minute' THEN interval '1 minute' WHEN 'hour' THEN interval '1 hour'
-                         WHEN 'day' THEN interval '1 day' END
-$$;
-
 -- Admit-and-count (or, with p_dry_run, only tell whether it would admit) a call of
 -- p_requests requests and p_tokens tokens against every limit that applies to the current
 -- tenant, the current user (or p_user in tenant-wide scope) and p_api_key. All or none:
 -- when one limit refuses, what was counted on the others is taken back before returning.
 -- Counters are locked in a fixed order (limit id), so concurrent calls never deadlock.
--- One row per applicable limit; `used` is the window's use before this call. A limit whose amount in this call is 0 refuses only when its
--- window is used up.
+-- One row per applicable limit; `used` is the window's use before this call. A limit whose
+-- amount in this call is 0 refuses only when its window is used up.
+--
+-- This is the hot path of every rate-limited call: it is written for few statements and
+-- few PL/pgSQL expressions (each costs an executor setup per transaction), one lookup of
+-- the definitions and one upsert per limit.
 CREATE FUNCTION llmbase.consume_limits(
     p_requests bigint, p_tokens bigint, p_api_key uuid DEFAULT NULL, p_user uuid DEFAULT NULL,
     p_dry_run boolean DEFAULT false
@@ -160,33 +177,35 @@ AS $$
 DECLARE
     t uuid := llmbase.current_tenant_id();
     u uuid := llmbase.current_user_id();
-    zero constant uuid := '00000000-0000-0000-0000-000000000000';
     r record;
     n bigint;
-    k uuid;
-    ws timestamptz;
-    got bigint;
     refused boolean := false;
-    counted uuid[] := '{}';
-    keys uuid[] := '{}';
-    starts timestamptz[] := '{}';
-    amounts bigint[] := '{}';
-    i int;
+    counted uuid[];
+    keys uuid[];
+    starts timestamptz[];
+    amounts bigint[];
 BEGIN
-    IF t IS NULL THEN
-        RAISE EXCEPTION 'no tenant in this transaction' USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF p_requests IS NULL OR p_requests < 0 OR p_tokens IS NULL OR p_tokens < 0 THEN
-        RAISE EXCEPTION 'amounts must be >= 0' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF p_user IS NOT NULL AND u IS DISTINCT FROM p_user THEN
-        IF NOT llmbase.tenant_wide() THEN
+    IF t IS NULL OR p_requests IS NULL OR p_requests < 0 OR p_tokens IS NULL OR p_tokens < 0
+       OR (p_user IS NOT NULL AND u IS DISTINCT FROM p_user) THEN
+        IF t IS NULL THEN
+            RAISE EXCEPTION 'no tenant in this transaction' USING ERRCODE = 'insufficient_privilege';
+        ELSIF p_requests IS NULL OR p_requests < 0 OR p_tokens IS NULL OR p_tokens < 0 THEN
+            RAISE EXCEPTION 'amounts must be >= 0' USING ERRCODE = 'invalid_parameter_value';
+        ELSIF NOT llmbase.tenant_wide() THEN
             RAISE EXCEPTION 'a user scope may only consume for itself' USING ERRCODE = 'insufficient_privilege';
         END IF;
         u := p_user;
     END IF;
     FOR r IN
-        SELECT l.id, l.subject, l.per_user, l.metric, l.period, l.limit_value
+        SELECT l.id, l.subject, l.per_user, l.metric, l.period, l.limit_value,
+               CASE WHEN l.subject = 'user' OR l.per_user
+                    THEN coalesce(u, '00000000-0000-0000-0000-000000000000'::uuid)
+                    ELSE '00000000-0000-0000-0000-000000000000'::uuid END AS k,
+               date_trunc(l.period, now(), 'UTC') AS ws,
+               date_add(date_trunc(l.period, now(), 'UTC'),
+                        CASE l.period WHEN 'minute' THEN interval '1 minute'
+                                      WHEN 'hour' THEN interval '1 hour' ELSE interval '1 day' END,
+                        'UTC') AS we
           FROM llmbase.rate_limits l
          WHERE l.tenant_id = t
            AND (l.subject = 'tenant'
@@ -195,51 +214,43 @@ BEGIN
          ORDER BY l.id
     LOOP
         n := CASE r.metric WHEN 'requests' THEN p_requests ELSE p_tokens END;
-        k := CASE WHEN r.subject = 'user' OR r.per_user THEN coalesce(u, zero) ELSE zero END;
-        ws := date_trunc(r.period, now(), 'UTC');
-        got := NULL;
-        IF NOT refused AND NOT p_dry_run AND n > 0 THEN
+        used := NULL;
+        IF n > 0 AND NOT refused AND NOT p_dry_run THEN
             INSERT INTO llmbase.rate_limit_counters AS c
                    (tenant_id, limit_id, subject_key, window_start, window_end, used)
-            SELECT t, r.id, k, ws, ws + llmbase.limit_period_interval(r.period), n
+            SELECT t, r.id, r.k, r.ws, r.we, n
              WHERE n <= r.limit_value
             ON CONFLICT ON CONSTRAINT rate_limit_counters_pkey
             DO UPDATE SET used = c.used + EXCLUDED.used
                     WHERE c.used + EXCLUDED.used <= r.limit_value
-            RETURNING c.used INTO got;
-            IF got IS NOT NULL THEN
-                got := got - n;  -- report the use before this call
-                counted := counted || r.id;
-                keys := keys || k;
-                starts := starts || ws;
-                amounts := amounts || n;
-            END IF;
+            RETURNING c.used - n INTO used;  -- the use before this call; NULL: refused
         END IF;
-        IF got IS NULL THEN
-            SELECT c.used INTO got FROM llmbase.rate_limit_counters c
-             WHERE c.tenant_id = t AND c.limit_id = r.id AND c.subject_key = k AND c.window_start = ws;
-            got := coalesce(got, 0);
-            IF (n > 0 AND got + n > r.limit_value) OR (n = 0 AND got >= r.limit_value) THEN
-                refused := true;
-                allowed := false;
-            ELSE
-                allowed := true;
-            END IF;
-        ELSE
+        IF used IS NOT NULL THEN
             allowed := true;
+            counted := counted || r.id;
+            keys := keys || r.k;
+            starts := starts || r.ws;
+            amounts := amounts || n;
+        ELSE
+            -- Refused (the row is locked by the upsert above, so this reads its latest
+            -- value), or a dry run, or nothing to count: compare the use with the limit.
+            SELECT coalesce(max(c.used), 0) INTO used FROM llmbase.rate_limit_counters c
+             WHERE c.tenant_id = t AND c.limit_id = r.id AND c.subject_key = r.k
+               AND c.window_start = r.ws;
+            allowed := CASE WHEN n > 0 THEN used + n <= r.limit_value ELSE used < r.limit_value END;
+            refused := refused OR NOT allowed;
         END IF;
         limit_id := r.id; subject := r.subject; per_user := r.per_user; metric := r.metric;
-        period := r.period; limit_value := r.limit_value; used := got;
-        subject_key := k; window_start := ws; reset_at := ws + llmbase.limit_period_interval(r.period);
+        period := r.period; limit_value := r.limit_value; subject_key := r.k;
+        window_start := r.ws; reset_at := r.we;
         RETURN NEXT;
     END LOOP;
-    IF refused AND cardinality(counted) > 0 THEN
+    IF refused AND counted IS NOT NULL THEN
         -- Take back what this call counted (rows this transaction holds locked).
-        FOR i IN 1 .. cardinality(counted) LOOP
-            UPDATE llmbase.rate_limit_counters c SET used = c.used - amounts[i]
-             WHERE c.tenant_id = t AND c.limit_id = counted[i] AND c.subject_key = keys[i]
-               AND c.window_start = starts[i];
-        END LOOP;
+        UPDATE llmbase.rate_limit_counters c SET used = c.used - x.n
+          FROM unnest(counted, keys, starts, amounts) AS x(id, k, ws, n)
+         WHERE c.tenant_id = t AND c.limit_id = x.id AND c.subject_key = x.k
+           AND c.window_start = x.ws;
     END IF;
 END
 $$;
@@ -517,6 +528,7 @@ REVOKE ALL ON FUNCTION llmbase.adjust_limit_usage(uuid[], uuid[], timestamptz[],
 REVOKE ALL ON FUNCTION llmbase.reserve_budget(uuid, numeric, integer, uuid, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION llmbase.settle_budget(uuid, numeric, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION llmbase.limits_maintenance() FROM PUBLIC;
+REVOKE ALL ON FUNCTION llmbase.rate_limits_drop_counters() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION llmbase.consume_limits(bigint, bigint, uuid, uuid, boolean),
     llmbase.adjust_limit_usage(uuid[], uuid[], timestamptz[], bigint),
     llmbase.reserve_budget(uuid, numeric, integer, uuid, boolean),
