@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 
 TSC    := tools/ts/node_modules/.bin/tsc
 
-.PHONY: run test test-all lint typecheck check bench snapshot clean
+.PHONY: run test test-all lint typecheck check bench snapshot clean chromium
 
 # torch goes in first, pinned to a CPU build: the `local` extra (in dev) depends on it and
 # pip would otherwise pick a multi-GB CUDA build.
@@ -28,12 +28,21 @@ $(TSC): tools/ts/package.json tools/ts/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix tools/ts --no-audit --no-fund --silent; \
 	else echo "npm not found: the TypeScript compile check will be skipped"; fi
 
+# Debian's chromium for the dashboard's Playwright tests (tests/test_dashboard.py fails,
+# never skips, without it). Playwright's own browser download is never used.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+## chromium: install Debian's chromium when missing
+chromium: $(CHROMIUM)
+
 ## test: lint, type-check and run the default test suite (slow tests excluded)
-test: check $(TSC)
+test: check $(TSC) $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 ## test-all: every test, slow ones included
-test-all: check $(TSC)
+test-all: check $(TSC) $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench import analytics, ingest, instrument_overhead, memory, overhead, rag, startup
+from bench import analytics, http_ingest, ingest, instrument_overhead, memory, overhead, rag, startup
 from bench import cache as cache_bench
+from bench import dashboard as dashboard_bench
 from bench import limits as limits_bench
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -27,6 +28,8 @@ BENCHES = {
     "rag": rag.run,
     "cache": cache_bench.run,
     "limits": limits_bench.run,
+    "dashboard": dashboard_bench.run,
+    "http_ingest": http_ingest.run,
 }
 
 

@@ -100,6 +100,16 @@ def db_url(server_url: str, template_db: str) -> Iterator[str]:
     _drop_db(server_url, name)
 
 
+@pytest.fixture(scope="module")
+def module_db_url(server_url: str, template_db: str) -> Iterator[str]:
+    """A fresh clone of the template shared by one test module (seeded once, read many times)."""
+    name = _create_db(server_url, template_db)
+    try:
+        yield with_db(server_url, name)
+    finally:
+        _drop_db(server_url, name)
+
+
 @pytest.fixture
 def empty_db_url(server_url: str) -> Iterator[str]:
     """URL of a fresh, empty database (no migrations applied)."""

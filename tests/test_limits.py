@@ -195,6 +195,28 @@ def test_lost_prepared_statements_are_prepared_again(acme: llmbase.LLMBase) -> N
     assert acme.limits.check().remaining == 0
 
 
+def test_statements_prepared_in_the_failing_batch_are_not_prepared_twice(db_url: str) -> None:
+    # One pooled connection: consume prepares the scope and consume statements; a DEALLOCATE
+    # ALL (psycopg sends one after a rollback) wipes them; the next call prepares a statement
+    # of its own (budgets.check) while assuming the scope's: it must recover, not fail with
+    # "prepared statement already exists".
+    one = llmbase.connect(db_url, migrate=False, pool_min_size=1, pool_max_size=1)
+    try:
+        one.limits.set(5)
+        one.budgets.set("10")
+        assert one.limits.consume().allowed
+        with one.database.pool().connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+        assert one.budgets.check("1").allowed
+        assert one.limits.consume().remaining == 3
+        with one.database.pool().connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+        assert one.limits.check().remaining == 2  # what would remain after one more call
+        assert one.budgets.check("1").allowed
+    finally:
+        one.close()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -166,9 +166,12 @@ class _Batch:
     def read(self, conn: Any, results: list[list[Any]], have: set[bytes]) -> list[Rows]:
         """Rows of each statement; raises the first error the server reported."""
         k = len(self.parsed)
-        for name, res in zip(self.parsed, results[:k], strict=True):
-            if res and res[0].status == pq.ExecStatus.COMMAND_OK:
-                have.add(name)
+        fresh = {
+            name
+            for name, res in zip(self.parsed, results[:k], strict=True)
+            if res and res[0].status == pq.ExecStatus.COMMAND_OK
+        }
+        have |= fresh
         first_error = None
         for res in results:
             for r in res:
@@ -177,7 +180,10 @@ class _Batch:
         if first_error is not None:
             exc = pgerr.error_from_result(first_error, encoding=conn.info.encoding)
             if isinstance(exc, pgerr.InvalidSqlStatementName):
+                # Something deallocated our statements (psycopg's DEALLOCATE ALL after a
+                # rollback, DISCARD ALL): forget them, but not the ones this batch prepared.
                 have.clear()
+                have |= fresh
                 raise _Stale() from exc
             raise exc
         out: list[Rows] = []

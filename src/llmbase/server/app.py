@@ -20,6 +20,17 @@ _log = logging.getLogger("llmbase.server")
 #: Router modules (each exposes `router`), mounted in this order. Each resource has its own.
 ROUTERS = [
     "health",
+    "ingest",
+    "conversations",
+    "feedback",
+    "users",
+    "documents",
+    "reports",
+    "cache",
+    "limits",
+    "admin",
+    "otlp",
+    "dashboard",
 ]
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
