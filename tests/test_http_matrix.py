@@ -22,7 +22,18 @@ from fastapi.testclient import TestClient
 import llmbase
 from llmbase.server import create_app
 
-TAGS = {"ingest", "conversations", "feedback", "users", "documents", "reports", "cache", "limits", "admin"}
+TAGS = {
+    "ingest",
+    "conversations",
+    "feedback",
+    "users",
+    "documents",
+    "reports",
+    "runs",
+    "cache",
+    "limits",
+    "admin",
+}
 MSG = {"role": "user", "content": "from A"}
 CACHE_REQ: dict[str, Any] = {
     "request": {"messages": [{"role": "user", "content": "B's question"}]},
@@ -114,6 +125,8 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/v1/reports/latency"): Row("read"),
     ("GET", "/v1/reports/slowest"): Row("read"),
     ("GET", "/v1/reports/iterations"): Row("read"),
+    ("GET", "/v1/runs"): Row("read"),
+    ("GET", "/v1/runs/{run_id}"): Row("read", cross=True),
     ("GET", "/v1/reports/iteration-trends"): Row("read"),
     ("GET", "/v1/reports/completions"): Row("read"),
     ("GET", "/v1/cache/stats"): Row("read"),
@@ -179,6 +192,8 @@ def _seed(root: llmbase.LLMBase, slug: str, coll: str) -> Tenant:
     key = c.keys.create(f"{slug}-key", scopes=["read"])
     c.cache.put(CACHE_REQ["request"], {"text": f"{slug} answer"}, model="m")
     c.requests.log(model=f"{slug}-model", latency_ms=7, user_id=user.id)
+    with c.run(f"{slug}-agent") as run, run.iteration():
+        pass
     c.requests.flush()
     ids = {
         "tenant": str(tenant.id),
@@ -191,6 +206,7 @@ def _seed(root: llmbase.LLMBase, slug: str, coll: str) -> Tenant:
         "limit_id": str(lim.id),
         "budget_id": str(bud.id),
         "key_id": str(key.key.id),
+        "run_id": str(run.id),
     }
     return Tenant(c, ids)
 
@@ -264,6 +280,7 @@ def test_cross_tenant_404_no_leaks_no_writes(client: llmbase.LLMBase, world: tup
                 "limit_id",
                 "budget_id",
                 "key_id",
+                "run_id",
             )
         },
         "collection": "no-such-collection",

@@ -19,7 +19,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 import llmbase
 from llmbase.server import create_app
 
-TAGS = "^(health|ingest|conversations|feedback|users|documents|reports|cache|limits|admin)$"
+TAGS = (
+    "^(health|ingest|conversations|feedback|users|documents|reports|runs|cache|limits|admin|opentelemetry)$"
+)
 CHECKS = [not_a_server_error, response_schema_conformance]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 

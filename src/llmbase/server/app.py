@@ -26,6 +26,7 @@ ROUTERS = [
     "users",
     "documents",
     "reports",
+    "runs",
     "cache",
     "limits",
     "admin",
